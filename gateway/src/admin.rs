@@ -1,0 +1,94 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Separate from the proxy listener so it can stay on a private address.
+//! `/healthz` answers 200 while the process runs; `/readyz` answers 200 only
+//! while the gateway accepts traffic (503 before start-up completes and while
+//! draining); `/metrics` renders Prometheus text.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::Body;
+use crate::pipeline::Gateway;
+
+/// Serves the admin endpoints until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    prometheus: PrometheusHandle,
+    cancel: CancellationToken,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (tcp, _) = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let gateway = gateway.clone();
+        let prometheus = prometheus.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let answer = answer(&req, &gateway, &prometheus);
+                async move { Ok::<_, Infallible>(answer) }
+            });
+            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
+}
+
+fn answer(
+    req: &Request<Incoming>,
+    gateway: &Gateway,
+    prometheus: &PrometheusHandle,
+) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            if gateway.ready.load(Ordering::Acquire) {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, prometheus.render());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

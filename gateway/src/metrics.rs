@@ -1,0 +1,144 @@
+//! Metric names, label sets and cheap per-app handles.
+//!
+//! Every metric the gateway exports is named here, once. Handles are resolved
+//! once per (app, method, status class) and cached, so recording a request is
+//! an atomic add, not a registry lookup. The Prometheus recorder is process-wide
+//! (several gateways in one test process share it; the `app` label tells them
+//! apart).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by `app`, `method` and `status` class (`2xx`…).
+pub const REQUESTS_TOTAL: &str = "gateway_requests_total";
+/// Time from sending a request upstream to its response head, by `app`.
+pub const UPSTREAM_DURATION_SECONDS: &str = "gateway_upstream_duration_seconds";
+/// Client connections currently open.
+pub const OPEN_CONNECTIONS: &str = "gateway_open_connections";
+/// Client connections accepted since start.
+pub const CONNECTIONS_TOTAL: &str = "gateway_connections_total";
+/// WebSocket (and other HTTP/1.1 `Upgrade`) tunnels currently open.
+pub const OPEN_TUNNELS: &str = "gateway_open_tunnels";
+
+/// The `app` label of requests that matched no app.
+pub const NO_APP: &str = "(none)";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(UPSTREAM_DURATION_SECONDS.to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first (an embedding
+            // program's); then that one receives the metrics.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        REQUESTS_TOTAL,
+        "Requests answered, by app, method and status class."
+    );
+    metrics::describe_histogram!(
+        UPSTREAM_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from sending a request upstream to receiving its response head."
+    );
+    metrics::describe_gauge!(OPEN_CONNECTIONS, "Client connections currently open.");
+    metrics::describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted.");
+    metrics::describe_gauge!(OPEN_TUNNELS, "Upgraded (WebSocket) tunnels currently open.");
+}
+
+/// Cached handles for one app's metrics.
+pub struct AppMetrics {
+    name: &'static str,
+    requests: [[OnceLock<Counter>; CLASSES.len()]; METHODS.len()],
+    upstream_duration: Histogram,
+}
+
+impl AppMetrics {
+    /// Handles for the app called `name` (leaked once: apps live as long as the process).
+    pub fn new(name: &str) -> AppMetrics {
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        AppMetrics {
+            name,
+            requests: Default::default(),
+            upstream_duration: metrics::histogram!(UPSTREAM_DURATION_SECONDS, "app" => name),
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, method: &Method, status: StatusCode) {
+        let m = method_index(method);
+        let c = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.requests[m][c]
+            .get_or_init(|| {
+                metrics::counter!(REQUESTS_TOTAL, "app" => self.name, "method" => METHODS[m], "status" => CLASSES[c])
+            })
+            .increment(1);
+    }
+
+    /// Records the upstream's time to response head.
+    pub fn upstream_latency(&self, elapsed: Duration) {
+        self.upstream_duration.record(elapsed.as_secs_f64());
+    }
+}
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
+    }
+}
+
+/// Cached handles for connection-level metrics.
+pub struct ConnectionMetrics {
+    /// [`OPEN_CONNECTIONS`].
+    pub open: metrics::Gauge,
+    /// [`CONNECTIONS_TOTAL`].
+    pub accepted: Counter,
+    /// [`OPEN_TUNNELS`].
+    pub tunnels: metrics::Gauge,
+}
+
+/// The connection-level handles (resolved on first use, after [`install`]).
+pub fn connections() -> &'static ConnectionMetrics {
+    static HANDLES: OnceLock<ConnectionMetrics> = OnceLock::new();
+    HANDLES.get_or_init(|| ConnectionMetrics {
+        open: metrics::gauge!(OPEN_CONNECTIONS),
+        accepted: metrics::counter!(CONNECTIONS_TOTAL),
+        tunnels: metrics::gauge!(OPEN_TUNNELS),
+    })
+}

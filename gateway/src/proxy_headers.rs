@@ -1,0 +1,222 @@
+//! Header rules of a proxy: hop-by-hop removal and `X-Forwarded-*`.
+//!
+//! Hop-by-hop fields (RFC 9110 §7.6.1) describe one connection, not the
+//! message: `Connection`, every field `Connection` names, and the fields a
+//! proxy must not forward (`Proxy-Connection`, `Keep-Alive`, `TE`,
+//! `Transfer-Encoding`, `Upgrade`). They are removed in both directions;
+//! framing is rebuilt by hyper for the next hop.
+//!
+//! `X-Forwarded-For/-Proto/-Host` are replaced with what this gateway saw,
+//! unless the peer is a configured trusted proxy, in which case the peer is
+//! appended to the chain it sent (and its proto/host are kept).
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+/// `X-Forwarded-For`.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// RFC 7239 `Forwarded`: dropped unless from a trusted proxy (we do not generate it).
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop fields, including every field named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            // `Connection: host` must not remove the routing key; the caller
+            // sets `Host` itself, after this.
+            if name != HOST {
+                headers.remove(name);
+            }
+        }
+        headers.remove(CONNECTION);
+    }
+    for name in [KEEP_ALIVE, PROXY_CONNECTION, TE, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+}
+
+/// The `Upgrade` protocol requested by an HTTP/1.1 client, if this is an
+/// upgrade request (`Connection: upgrade` plus `Upgrade: …`).
+pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
+    let wants = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Marks a message as an upgrade again after hop-by-hop removal.
+pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, protocol);
+}
+
+/// Whether `peer` is one of the configured trusted proxies.
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    !trusted.is_empty() && trusted.iter().any(|net| net.contains(&peer))
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` for the upstream.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+    trusted: bool,
+) {
+    let peer_text = peer.to_string();
+    let xff = match (trusted, joined(headers, &X_FORWARDED_FOR)) {
+        (true, Some(chain)) => format!("{chain}, {peer_text}"),
+        _ => peer_text,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST, h.clone());
+            }
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
+        }
+    }
+    if !trusted {
+        headers.remove(FORWARDED);
+    }
+}
+
+/// All values of a repeated field joined with `, ` (RFC 9110 §5.3).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    Some(values.fold(first.to_owned(), |mut acc, v| {
+        acc.push_str(", ");
+        acc.push_str(v);
+        acc
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn removes_hop_by_hop_and_connection_named_fields() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret , bogus header"),
+            ("connection", "x-other"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("host", "a"),
+            ("accept", "*/*"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["host", "accept"]);
+    }
+
+    #[test]
+    fn upgrade_needs_both_fields() {
+        assert!(
+            upgrade_request(&map(&[("connection", "Upgrade"), ("upgrade", "websocket")])).is_some()
+        );
+        assert!(upgrade_request(&map(&[
+            ("connection", "keep-alive, upgrade"),
+            ("upgrade", "websocket")
+        ]))
+        .is_some());
+        assert!(upgrade_request(&map(&[("upgrade", "websocket")])).is_none());
+        assert!(upgrade_request(&map(&[("connection", "upgrade")])).is_none());
+    }
+
+    #[test]
+    fn forwarded_for_untrusted_peer_is_replaced() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+            ("forwarded", "for=6.6.6.6"),
+        ]);
+        let host = HeaderValue::from_static("store.example.com");
+        set_forwarded(
+            &mut h,
+            "10.0.0.9".parse().expect("ip"),
+            "http",
+            Some(&host),
+            false,
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "store.example.com");
+        assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn forwarded_for_trusted_peer_is_appended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let host = HeaderValue::from_static("store.example.com");
+        let trusted = is_trusted(
+            "10.0.0.9".parse().expect("ip"),
+            &["10.0.0.0/8".parse().expect("net")],
+        );
+        assert!(trusted);
+        set_forwarded(
+            &mut h,
+            "10.0.0.9".parse().expect("ip"),
+            "http",
+            Some(&host),
+            trusted,
+        );
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "store.example.com");
+    }
+}

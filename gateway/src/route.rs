@@ -1,0 +1,245 @@
+//! Routing: request host (+ path prefix) → the app that owns it.
+//!
+//! Input: the request's host (`:authority` or `Host`, port ignored,
+//! case-insensitive) and path. Output: the index of the most specific app:
+//! an exact host beats a wildcard, a longer wildcard suffix beats a shorter one,
+//! and within a host the longest path prefix (on a segment boundary) wins.
+//! Failure: `None`, which the error mapping turns into the 404 page.
+//!
+//! Lookups are a hash probe for exact hosts plus a short scan of wildcard
+//! suffixes; the table is built once at start-up and never locked.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// A configured host name: `store.example.com` or `*.example.com`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// Matches this host only (lower-case, no port).
+    Exact(String),
+    /// `*.example.com`: matches any host ending in `.example.com` (stored with the dot).
+    Wildcard(String),
+}
+
+impl HostPattern {
+    /// Parses a configured host name; the error says why it is unusable.
+    pub fn parse(s: &str) -> Result<HostPattern, &'static str> {
+        let lower = s.trim().to_ascii_lowercase();
+        let (wild, name) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, lower.as_str()),
+        };
+        if name.is_empty() {
+            return Err("is empty");
+        }
+        if name.contains(':') && !name.starts_with('[') {
+            return Err("must not carry a port (ports are ignored when routing)");
+        }
+        let valid = name.starts_with('[') && name.ends_with(']')
+            || name.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(
+                "is not a host name (letters, digits, '-', '.'; optionally starting with \"*.\")",
+            );
+        }
+        Ok(if wild {
+            HostPattern::Wildcard(format!(".{name}"))
+        } else {
+            HostPattern::Exact(name.to_owned())
+        })
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Wildcard(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
+/// Path prefixes served on one host, longest first.
+#[derive(Debug, Default)]
+struct Prefixes(Vec<(String, usize)>);
+
+impl Prefixes {
+    fn insert(&mut self, prefix: &str, app: usize) {
+        self.0.push((prefix.to_owned(), app));
+        self.0.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    }
+
+    fn find(&self, path: &str) -> Option<usize> {
+        self.0
+            .iter()
+            .find(|(prefix, _)| prefix_matches(prefix, path))
+            .map(|&(_, app)| app)
+    }
+}
+
+/// `/api` owns `/api` and `/api/…` but not `/apix`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// The routing table, built once from the apps' host patterns and prefixes.
+#[derive(Debug, Default)]
+pub struct Router {
+    exact: HashMap<String, Prefixes>,
+    /// Wildcard suffixes (with their leading dot), longest first.
+    wildcard: Vec<(String, Prefixes)>,
+}
+
+impl Router {
+    /// Builds the table from `(app index, host patterns, path prefix)` triples.
+    pub fn new<'a>(apps: impl IntoIterator<Item = (usize, &'a [HostPattern], &'a str)>) -> Router {
+        let mut router = Router::default();
+        for (app, hosts, prefix) in apps {
+            for host in hosts {
+                match host {
+                    HostPattern::Exact(h) => router
+                        .exact
+                        .entry(h.clone())
+                        .or_default()
+                        .insert(prefix, app),
+                    HostPattern::Wildcard(suffix) => {
+                        match router.wildcard.iter_mut().find(|(s, _)| s == suffix) {
+                            Some((_, prefixes)) => prefixes.insert(prefix, app),
+                            None => {
+                                let mut prefixes = Prefixes::default();
+                                prefixes.insert(prefix, app);
+                                router.wildcard.push((suffix.clone(), prefixes));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        router.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+    }
+
+    /// The app serving `host` (as sent: any case, optional port) and `path`.
+    pub fn find(&self, host: &str, path: &str) -> Option<usize> {
+        let host = strip_port(host);
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        // A fully qualified name may end with a dot; route it like the bare name.
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if let Some(app) = self.exact.get(host).and_then(|p| p.find(path)) {
+            return Some(app);
+        }
+        self.wildcard
+            .iter()
+            .filter(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .find_map(|(_, prefixes)| prefixes.find(path))
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rfind(':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(apps: &[(&[&str], &str)]) -> Router {
+        let parsed: Vec<(Vec<HostPattern>, String)> = apps
+            .iter()
+            .map(|(hosts, prefix)| {
+                (
+                    hosts
+                        .iter()
+                        .map(|h| HostPattern::parse(h).expect("host"))
+                        .collect(),
+                    prefix.to_string(),
+                )
+            })
+            .collect();
+        Router::new(
+            parsed
+                .iter()
+                .enumerate()
+                .map(|(i, (h, p))| (i, h.as_slice(), p.as_str())),
+        )
+    }
+
+    #[test]
+    fn most_specific_match_wins() {
+        let r = router(&[
+            (&["store.example.com"], "/"),
+            (&["*.example.com"], "/"),
+            (&["store.example.com"], "/api"),
+            (&["*.eu.example.com"], "/"),
+        ]);
+        let cases = [
+            ("store.example.com", "/", Some(0)),
+            ("STORE.Example.COM:8443", "/cart", Some(0)),
+            ("store.example.com", "/api", Some(2)),
+            ("store.example.com", "/api/items", Some(2)),
+            ("store.example.com", "/apix", Some(0)),
+            ("forums.example.com", "/", Some(1)),
+            ("a.eu.example.com", "/", Some(3)),
+            ("example.com", "/", None),
+            ("evil-example.com", "/", None),
+            ("store.example.com.", "/", Some(0)),
+            ("other.test", "/", None),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(r.find(host, path), want, "{host} {path}");
+        }
+    }
+
+    #[test]
+    fn falls_back_to_wildcard_when_exact_host_lacks_the_prefix() {
+        let r = router(&[(&["store.example.com"], "/api"), (&["*.example.com"], "/")]);
+        assert_eq!(r.find("store.example.com", "/api/x"), Some(0));
+        assert_eq!(r.find("store.example.com", "/cart"), Some(1));
+    }
+
+    #[test]
+    fn ports_are_ignored() {
+        assert_eq!(strip_port("a.b:80"), "a.b");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(strip_port("a.b"), "a.b");
+    }
+
+    #[test]
+    fn bad_host_patterns_are_refused() {
+        for bad in ["", "*.", "a b", "host:80", "a..b", "*.*.x"] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            HostPattern::parse("*.Example.com"),
+            Ok(HostPattern::Wildcard(".example.com".into()))
+        );
+    }
+}
