@@ -1,0 +1,17 @@
+//! Test support: the gateway in-process on an ephemeral port, a recording
+//! upstream that keeps every request it saw, and a small HTTP client.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod gateway;
+pub mod upstream;
+
+pub use client::{Client, Reply};
+pub use gateway::{AppSpec, TestGateway};
+pub use upstream::{Recorded, RecordingUpstream};
+
+/// Polling bound for "eventually" checks: 200 × 25 ms = 5 s.
+pub const POLL_ATTEMPTS: usize = 200;
+/// Pause between polls.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
