@@ -10,7 +10,7 @@
 //! The raw structs mirror the file one to one and deny unknown keys; the shipped
 //! `config.toml` documents every key and is loaded by a test.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -395,7 +395,7 @@ impl RawConfig {
         }
         let mut apps = Vec::with_capacity(self.apps.len());
         let mut names = HashSet::new();
-        let mut routes: HashSet<(String, String)> = HashSet::new();
+        let mut routes: HashMap<(String, String), usize> = HashMap::new();
         for (i, raw) in self.apps.into_iter().enumerate() {
             let app = raw.validate(i)?;
             if !names.insert(app.name.clone()) {
@@ -405,16 +405,19 @@ impl RawConfig {
                 ));
             }
             for host in &app.hosts {
-                if !routes.insert((host.to_string(), app.path_prefix.clone())) {
+                let key = (host.to_string(), app.path_prefix.clone());
+                if let Some(&owner) = routes.get(&key) {
+                    let why = if owner == i {
+                        "is listed twice".to_owned()
+                    } else {
+                        format!("is already served by apps[{owner}] with the same path prefix")
+                    };
                     return Err(invalid(
                         format!("apps[{i}].hosts"),
-                        format!(
-                            "duplicate host {:?} with path prefix {:?}: another app already serves it",
-                            host.to_string(),
-                            app.path_prefix
-                        ),
+                        format!("duplicate host {:?} (path prefix {:?}) {why}", key.0, key.1),
                     ));
                 }
+                routes.insert(key, i);
             }
             apps.push(app);
         }

@@ -208,7 +208,7 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(60);
 
     #[tokio::test(start_paused = true)]
-    fn new_connection_must_send_a_head_in_time() {
+    async fn new_connection_must_send_a_head_in_time() {
         let a = Activity::new();
         let start = Instant::now();
         assert_eq!(a.check(start, HEAD, IDLE), Verdict::WaitUntil(start + HEAD));
@@ -217,7 +217,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    fn idle_after_a_request_uses_the_idle_timeout() {
+    async fn idle_after_a_request_uses_the_idle_timeout() {
         let a = Activity::new();
         drop(a.begin_request(http::Version::HTTP_11));
         let t = Instant::now();
@@ -232,7 +232,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    fn a_request_in_flight_is_never_idle() {
+    async fn a_request_in_flight_is_never_idle() {
         let a = Activity::new();
         let guard = a.begin_request(http::Version::HTTP_11);
         tokio::time::advance(IDLE * 2).await;
@@ -244,7 +244,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    fn bytes_of_the_next_head_start_the_header_timer() {
+    async fn bytes_of_the_next_head_start_the_header_timer() {
         let a = Activity::new();
         drop(a.begin_request(http::Version::HTTP_11));
         tokio::time::advance(Duration::from_secs(5)).await;

@@ -71,7 +71,7 @@ struct Prefixes(Vec<(String, usize)>);
 impl Prefixes {
     fn insert(&mut self, prefix: &str, app: usize) {
         self.0.push((prefix.to_owned(), app));
-        self.0.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.0.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     }
 
     fn find(&self, path: &str) -> Option<usize> {
@@ -126,7 +126,7 @@ impl Router {
                 }
             }
         }
-        router.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router.wildcard.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         router
     }
 

@@ -79,6 +79,7 @@ pub struct TestGatewayBuilder {
 }
 
 impl TestGateway {
+    #[allow(clippy::new_ret_no_self)]
     pub fn new() -> TestGatewayBuilder {
         TestGatewayBuilder::default()
     }

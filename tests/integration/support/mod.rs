@@ -5,11 +5,14 @@
 
 pub mod client;
 pub mod gateway;
+pub mod process;
+pub mod tls;
 pub mod upstream;
+pub mod ws;
 
-pub use client::{Client, Reply};
+pub use client::Client;
 pub use gateway::{AppSpec, TestGateway};
-pub use upstream::{Recorded, RecordingUpstream};
+pub use upstream::RecordingUpstream;
 
 /// Polling bound for "eventually" checks: 200 × 25 ms = 5 s.
 pub const POLL_ATTEMPTS: usize = 200;

@@ -1,0 +1,430 @@
+//! The command line: `gateway check` accepts the shipped reference config and
+//! refuses broken ones with exit code 2 and the offending key named;
+//! `GATEWAY_…` environment variables override the file; `--version`, `--help`.
+
+use std::path::Path;
+
+use crate::support::process::{run, Finished};
+
+/// The documented reference configuration at the workspace root.
+const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+
+/// A valid `[[apps]]` entry to complete configs that break something else.
+const APP: &str = r#"
+[[apps]]
+name = "a"
+hosts = ["a.test"]
+upstream = "http://127.0.0.1:3001"
+"#;
+
+/// An `[[apps]]` table; `hosts` is a TOML array as written.
+fn app(name: &str, hosts: &str, upstream: &str) -> String {
+    format!("[[apps]]\nname = {name:?}\nhosts = {hosts}\nupstream = {upstream:?}\n")
+}
+
+/// Writes `toml` to `gateway.toml` in a fresh temp dir (kept alive by the guard).
+fn write_config(toml: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let path = path.to_str().expect("utf-8 temp path").to_owned();
+    (dir, path)
+}
+
+/// `gateway check --config FILE` with `toml` as FILE and exactly `env`.
+fn check(toml: &str, env: &[(&str, &str)]) -> Finished {
+    let (_dir, path) = write_config(toml);
+    run(&["check", "--config", &path], env)
+}
+
+#[test]
+fn reference_config_passes_check() {
+    let out = run(&["check", "--config", REFERENCE], &[]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(out.stderr.is_empty(), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("config.toml: ok"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("app store: store.localhost / -> http://127.0.0.1:3001"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("app forums: forums.localhost / -> http://127.0.0.1:3002"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("listen 127.0.0.1:8080 (http), admin 127.0.0.1:9090"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn reference_config_loads_in_process() {
+    let config = gateway::Config::load(Path::new(REFERENCE)).expect("config.toml loads");
+    let names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["store", "forums"]);
+    assert_eq!(config.apps[1].path_prefix, "/", "defaulted prefix");
+    assert!(config.apps[1].preserve_host, "defaulted preserve_host");
+}
+
+/// config.toml says it lists "every key with its default": the values it
+/// spells out must be the built-in defaults.
+#[test]
+fn reference_config_documents_the_defaults() {
+    let text = std::fs::read_to_string(REFERENCE).expect("read config.toml");
+    let file = gateway::Config::from_toml(&text).expect("config.toml is valid");
+    let defaults = gateway::Config::from_toml(APP).expect("minimal config is valid");
+    let (f, d) = (&file.server, &defaults.server);
+    assert_eq!(f.listen, d.listen, "server.listen");
+    assert_eq!(f.admin_listen, d.admin_listen, "server.admin_listen");
+    assert_eq!(f.tls.is_some(), d.tls.is_some(), "server.tls");
+    assert_eq!(f.worker_threads, d.worker_threads, "server.worker_threads");
+    assert_eq!(
+        f.header_read_timeout, d.header_read_timeout,
+        "server.header_read_timeout"
+    );
+    assert_eq!(f.idle_timeout, d.idle_timeout, "server.idle_timeout");
+    assert_eq!(
+        f.max_header_bytes, d.max_header_bytes,
+        "server.max_header_bytes"
+    );
+    assert_eq!(f.shutdown_grace, d.shutdown_grace, "server.shutdown_grace");
+    assert_eq!(
+        f.trusted_proxies, d.trusted_proxies,
+        "server.trusted_proxies"
+    );
+    assert_eq!(f.http2, d.http2, "server.http2");
+    let (f, d) = (&file.log, &defaults.log);
+    assert_eq!(f.level, d.level, "log.level");
+    assert_eq!(f.format, d.format, "log.format");
+    assert_eq!(f.access, d.access, "log.access");
+    let (f, d) = (&file.upstream, &defaults.upstream);
+    assert_eq!(
+        f.connect_timeout, d.connect_timeout,
+        "upstream.connect_timeout"
+    );
+    assert_eq!(
+        f.response_timeout, d.response_timeout,
+        "upstream.response_timeout"
+    );
+    assert_eq!(
+        f.pool_idle_timeout, d.pool_idle_timeout,
+        "upstream.pool_idle_timeout"
+    );
+    assert_eq!(
+        f.pool_max_idle_per_host, d.pool_max_idle_per_host,
+        "upstream.pool_max_idle_per_host"
+    );
+    let (f, d) = (&file.apps[0], &defaults.apps[0]);
+    assert_eq!(f.path_prefix, d.path_prefix, "apps[].path_prefix");
+    assert_eq!(f.preserve_host, d.preserve_host, "apps[].preserve_host");
+}
+
+#[test]
+fn version_and_help() {
+    let out = run(&["--version"], &[]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("gateway {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = run(&["--help"], &[]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("check"), "{}", out.stdout);
+    assert!(out.stdout.contains("--config"), "{}", out.stdout);
+}
+
+#[test]
+fn broken_configs_exit_2_naming_the_key() {
+    let tls_dir = tempfile::tempdir().expect("temp dir");
+    let missing_cert = tls_dir.path().join("no-such-cert.pem");
+    let missing_key = tls_dir.path().join("no-such-key.pem");
+    let missing_cert = missing_cert.to_str().expect("utf-8 temp path");
+    let missing_key = missing_key.to_str().expect("utf-8 temp path");
+    let tls_message = format!("server.tls.cert: cannot read {missing_cert}");
+    // APP plus a second app, so that indices other than 0 show.
+    let and_b = |hosts: &str, upstream: &str| format!("{APP}\n{}", app("b", hosts, upstream));
+    let up = "http://127.0.0.1:3001";
+
+    // (what is broken, the whole file, substrings stderr must contain)
+    let rows: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "upstream is not a URL (second app)",
+            and_b(r#"["b.test"]"#, "htp:/x"),
+            vec![r#"apps[1].upstream: "htp:/x" is not an http(s) URL"#],
+        ),
+        (
+            "upstream scheme is not http(s)",
+            and_b(r#"["b.test"]"#, "ftp://files.internal"),
+            vec!["apps[1].upstream: ", "is not an http(s) URL"],
+        ),
+        (
+            "two apps claim the same host",
+            and_b(r#"["A.test"]"#, up),
+            vec!["apps[1].hosts: duplicate host"],
+        ),
+        (
+            "same host, prefixes equal after normalisation",
+            format!(
+                "{APP}path_prefix = \"/api\"\n\n{}path_prefix = \"/api/\"\n",
+                app("b", r#"["a.test"]"#, up)
+            ),
+            vec!["apps[1].hosts: duplicate host"],
+        ),
+        (
+            "unknown key in [server]",
+            format!("[server]\nlisen = \"127.0.0.1:8080\"\n{APP}"),
+            vec!["server.lisen: unknown key"],
+        ),
+        (
+            "unknown key in [[apps]]",
+            format!("{APP}bogus = 1\n"),
+            vec!["apps[0].bogus: unknown key"],
+        ),
+        (
+            "unknown top-level section",
+            format!("[servr]\nlisten = \"127.0.0.1:8080\"\n{APP}"),
+            vec!["servr: unknown key"],
+        ),
+        (
+            "TOML syntax error on line 3",
+            format!("[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = = \"x\"\n{APP}"),
+            vec!["gateway.toml", "line 3", "column"],
+        ),
+        (
+            "listen is not an address",
+            format!("[server]\nlisten = \"nonsense\"\n{APP}"),
+            vec![r#"server.listen: "nonsense" is not an address"#],
+        ),
+        (
+            "listen has the wrong type",
+            format!("[server]\nlisten = 8080\n{APP}"),
+            vec!["server.listen: invalid type"],
+        ),
+        (
+            "admin_listen equals listen",
+            format!(
+                "[server]\nlisten = \"127.0.0.1:7000\"\nadmin_listen = \"127.0.0.1:7000\"\n{APP}"
+            ),
+            vec!["server.admin_listen: must differ"],
+        ),
+        (
+            "idle_timeout is not a duration",
+            format!("[server]\nidle_timeout = \"soon\"\n{APP}"),
+            vec![r#"server.idle_timeout: "soon" is not a duration"#],
+        ),
+        (
+            "header_read_timeout is zero",
+            format!("[server]\nheader_read_timeout = \"0s\"\n{APP}"),
+            vec!["server.header_read_timeout: must be greater than zero"],
+        ),
+        (
+            "shutdown_grace is not a duration",
+            format!("[server]\nshutdown_grace = \"forever\"\n{APP}"),
+            vec!["server.shutdown_grace: ", "is not a duration"],
+        ),
+        (
+            "upstream.connect_timeout is zero",
+            format!("[upstream]\nconnect_timeout = \"0ms\"\n{APP}"),
+            vec!["upstream.connect_timeout: must be greater than zero"],
+        ),
+        (
+            "max_header_bytes is tiny",
+            format!("[server]\nmax_header_bytes = 10\n{APP}"),
+            vec!["server.max_header_bytes: 10 is out of range"],
+        ),
+        (
+            "worker_threads is zero",
+            format!("[server]\nworker_threads = 0\n{APP}"),
+            vec!["server.worker_threads: must be at least 1"],
+        ),
+        (
+            "trusted proxy is not a CIDR block",
+            format!("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{APP}"),
+            vec![r#"server.trusted_proxies[0]: "10.0.0.0/33" is not an IP address"#],
+        ),
+        (
+            "second trusted proxy is bad",
+            format!("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nope\"]\n{APP}"),
+            vec![r#"server.trusted_proxies[1]: "nope""#],
+        ),
+        (
+            "wildcard host with nothing after *.",
+            app("a", r#"["a.test", "*."]"#, up),
+            vec![r#"apps[0].hosts[1]: "*.""#],
+        ),
+        (
+            "host carries a port",
+            app("a", r#"["a.test:8080"]"#, up),
+            vec![r#"apps[0].hosts[0]: "a.test:8080""#, "port"],
+        ),
+        (
+            "app without hosts",
+            app("a", "[]", up),
+            vec!["apps[0].hosts: at least one host name is required"],
+        ),
+        (
+            "app name with spaces",
+            app("my app", r#"["a.test"]"#, up),
+            vec![r#"apps[0].name: "my app""#],
+        ),
+        (
+            "no apps at all",
+            "[server]\nlisten = \"127.0.0.1:8080\"\n".to_owned(),
+            vec!["apps: at least one [[apps]] entry is required"],
+        ),
+        (
+            "two apps with the same name",
+            format!("{APP}\n{}", app("a", r#"["b.test"]"#, up)),
+            vec![r#"apps[1].name: duplicate app name "a""#],
+        ),
+        (
+            "path_prefix is not absolute",
+            format!("{APP}path_prefix = \"api\"\n"),
+            vec![r#"apps[0].path_prefix: "api" must be an absolute path"#],
+        ),
+        (
+            "log.level is not a filter",
+            format!("[log]\nlevel = \"[[[\"\n{APP}"),
+            vec![r#"log.level: "[[[" is not a valid filter"#],
+        ),
+        (
+            "log.format is unknown",
+            format!("[log]\nformat = \"xml\"\n{APP}"),
+            vec!["log.format: ", "xml"],
+        ),
+        (
+            "upstream carries a path",
+            app("a", r#"["a.test"]"#, "http://127.0.0.1:1/x"),
+            vec![r#"apps[0].upstream: "http://127.0.0.1:1/x" must be scheme://host[:port] only"#],
+        ),
+        (
+            "upstream carries credentials",
+            app("a", r#"["a.test"]"#, "http://user:pw@127.0.0.1:1"),
+            vec!["apps[0].upstream: ", "must not carry credentials"],
+        ),
+        (
+            "upstream is missing",
+            "[[apps]]\nname = \"a\"\nhosts = [\"a.test\"]\n".to_owned(),
+            vec!["apps[0].upstream: missing required key"],
+        ),
+        (
+            "TLS certificate file does not exist",
+            format!("[server.tls]\ncert = {missing_cert:?}\nkey = {missing_key:?}\n{APP}"),
+            vec![tls_message.as_str()],
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for (what, toml, wanted) in &rows {
+        let out = check(toml, &[]);
+        let mut problems = Vec::new();
+        if out.code() != Some(2) {
+            problems.push(format!("exit code {:?}, want 2", out.code()));
+        }
+        if !out.stderr.starts_with("gateway: invalid configuration: ") {
+            problems.push("stderr lacks the `gateway: invalid configuration:` lead".to_owned());
+        }
+        for want in wanted {
+            if !out.stderr.contains(want) {
+                problems.push(format!("stderr lacks {want:?}"));
+            }
+        }
+        if !out.stdout.is_empty() {
+            problems.push(format!("stdout is not empty: {:?}", out.stdout));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{what}: {}\n  stderr: {}",
+                problems.join("; "),
+                out.stderr.trim_end()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} broken configs misreported:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("absent.toml");
+    let path = path.to_str().expect("utf-8 temp path");
+    for args in [vec!["check", "--config", path], vec!["--config", path]] {
+        let out = run(&args, &[]);
+        assert_eq!(out.code(), Some(2), "{args:?}: stderr {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with(&format!("gateway: invalid configuration: {path}: ")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let toml = format!("[server]\nlisten = \"127.0.0.1:8181\"\n{APP}");
+
+    let out = check(&toml, &[]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("listen 127.0.0.1:8181 "),
+        "{}",
+        out.stdout
+    );
+
+    let out = check(&toml, &[("GATEWAY_SERVER__LISTEN", "127.0.0.1:9000")]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("listen 127.0.0.1:9000 "),
+        "{}",
+        out.stdout
+    );
+
+    let out = check(&toml, &[("GATEWAY_SERVER__LISTEN", "bogus")]);
+    assert_eq!(out.code(), Some(2), "stdout: {}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(r#"server.listen: "bogus" is not an address"#),
+        "{}",
+        out.stderr
+    );
+
+    let out = check(&toml, &[("GATEWAY_SERVER__LISTN", "1")]);
+    assert_eq!(out.code(), Some(2), "stdout: {}", out.stdout);
+    assert!(
+        out.stderr.contains("server.listn: unknown key"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("GATEWAY_SERVER__LISTN"),
+        "{}",
+        out.stderr
+    );
+
+    let out = check(&toml, &[("GATEWAY_SERVER__MAX_HEADER_BYTES", "lots")]);
+    assert_eq!(out.code(), Some(2), "stdout: {}", out.stdout);
+    assert!(
+        out.stderr.contains("server.max_header_bytes"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("GATEWAY_SERVER__MAX_HEADER_BYTES"),
+        "{}",
+        out.stderr
+    );
+}
