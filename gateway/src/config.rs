@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// A keep-alive connection with no request and no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// An HTTP/1 keep-alive connection quiet for this long gives back its
+    /// per-connection buffers (the socket stays open).
+    pub idle_release_after: Duration,
     /// Largest request head (HTTP/1) or header list (HTTP/2) accepted, in bytes.
     pub max_header_bytes: usize,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the process exits.
@@ -293,6 +296,7 @@ struct RawServer {
     worker_threads: Option<usize>,
     header_read_timeout: String,
     idle_timeout: String,
+    idle_release_after: String,
     max_header_bytes: usize,
     shutdown_grace: String,
     trusted_proxies: Vec<String>,
@@ -308,6 +312,7 @@ impl Default for RawServer {
             worker_threads: None,
             header_read_timeout: "10s".into(),
             idle_timeout: "60s".into(),
+            idle_release_after: "20ms".into(),
             max_header_bytes: 16 * 1024,
             shutdown_grace: "10s".into(),
             trusted_proxies: Vec::new(),
@@ -476,6 +481,10 @@ impl RawServer {
             worker_threads: self.worker_threads,
             header_read_timeout: duration("server.header_read_timeout", &self.header_read_timeout)?,
             idle_timeout: duration("server.idle_timeout", &self.idle_timeout)?,
+            idle_release_after: duration_or_zero(
+                "server.idle_release_after",
+                &self.idle_release_after,
+            )?,
             max_header_bytes: self.max_header_bytes,
             shutdown_grace: duration_or_zero("server.shutdown_grace", &self.shutdown_grace)?,
             trusted_proxies,

@@ -166,7 +166,7 @@ pub async fn forward(
 
     let (mut parts, body) = response.into_parts();
     proxy_headers::remove_hop_by_hop(&mut parts.headers);
-    Ok((Response::from_parts(parts, Body::Upstream(body)), elapsed))
+    Ok((Response::from_parts(parts, Body::upstream(body)), elapsed))
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections.

@@ -24,6 +24,9 @@ pub const CONNECTIONS_TOTAL: &str = "gateway_connections_total";
 /// WebSocket (and other HTTP/1.1 `Upgrade`) tunnels currently open.
 pub const OPEN_TUNNELS: &str = "gateway_open_tunnels";
 
+/// Idle HTTP/1 connections holding only their socket (buffers released).
+pub const PARKED_CONNECTIONS: &str = "gateway_parked_connections";
+
 /// The `app` label of requests that matched no app.
 pub const NO_APP: &str = "(none)";
 
@@ -71,6 +74,10 @@ fn describe() {
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Client connections currently open.");
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted.");
     metrics::describe_gauge!(OPEN_TUNNELS, "Upgraded (WebSocket) tunnels currently open.");
+    metrics::describe_gauge!(
+        PARKED_CONNECTIONS,
+        "Idle HTTP/1 keep-alive connections whose buffers are released."
+    );
 }
 
 /// Cached handles for one app's metrics.
@@ -131,6 +138,8 @@ pub struct ConnectionMetrics {
     pub accepted: Counter,
     /// [`OPEN_TUNNELS`].
     pub tunnels: metrics::Gauge,
+    /// [`PARKED_CONNECTIONS`].
+    pub parked: metrics::Gauge,
 }
 
 /// The connection-level handles (resolved on first use, after [`install`]).
@@ -140,5 +149,6 @@ pub fn connections() -> &'static ConnectionMetrics {
         open: metrics::gauge!(OPEN_CONNECTIONS),
         accepted: metrics::counter!(CONNECTIONS_TOTAL),
         tunnels: metrics::gauge!(OPEN_TUNNELS),
+        parked: metrics::gauge!(PARKED_CONNECTIONS),
     })
 }

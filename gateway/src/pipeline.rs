@@ -109,7 +109,7 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let _in_flight = conn.activity.begin_request(req.version());
+    let in_flight = conn.activity.begin_request();
     let started = Instant::now();
     let gateway = &conn.gateway;
     let method = req.method().clone();
@@ -155,6 +155,8 @@ pub async fn handle(
     response
         .headers_mut()
         .insert(request_id::HEADER, ctx.request_id);
+    // The connection stays busy until hyper has written the whole body.
+    response.body_mut().hold(in_flight);
     Ok(response)
 }
 

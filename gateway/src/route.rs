@@ -71,7 +71,8 @@ struct Prefixes(Vec<(String, usize)>);
 impl Prefixes {
     fn insert(&mut self, prefix: &str, app: usize) {
         self.0.push((prefix.to_owned(), app));
-        self.0.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        self.0
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     }
 
     fn find(&self, path: &str) -> Option<usize> {
@@ -126,7 +127,9 @@ impl Router {
                 }
             }
         }
-        router.wildcard.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        router
+            .wildcard
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         router
     }
 

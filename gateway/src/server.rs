@@ -13,15 +13,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::pin::Pin;
+
+use bytes::Bytes;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::connection::{Activity, Tracked, Verdict};
+use crate::connection::{Activity, Limits, Parkable, Tracked, Verdict};
 use crate::pipeline::{self, ConnInfo, Gateway};
 use crate::{admin, metrics, proxy_headers};
 
@@ -67,7 +70,7 @@ pub async fn serve(
         }
         TlsAcceptor::from(Arc::new(server_config))
     });
-    let builder = Arc::new(connection_builder(&config));
+    let protocols = Arc::new(Protocols::new(&config));
     let grace = config.server.shutdown_grace;
     let gateway = Arc::new(Gateway::new(config));
     let cancel = CancellationToken::new();
@@ -104,7 +107,7 @@ pub async fn serve(
                 Ok((tcp, peer)) => {
                     connections.spawn(serve_connection(
                         gateway.clone(),
-                        builder.clone(),
+                        protocols.clone(),
                         tls.clone(),
                         tcp,
                         peer,
@@ -142,30 +145,67 @@ pub async fn serve(
     Ok(())
 }
 
-fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // Our own watchdog separates the header timeout from the idle timeout.
-        .header_read_timeout(None)
-        .max_buf_size(config.server.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(config.server.max_header_bytes as u32)
-        .max_concurrent_streams(256);
-    if config.server.http2 {
-        builder
-    } else {
-        builder.http1_only()
+/// hyper's per-protocol connection builders, configured once.
+struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    http2: bool,
+    limits: Limits,
+}
+
+impl Protocols {
+    fn new(config: &Config) -> Protocols {
+        let server = &config.server;
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .keep_alive(true)
+            // Our own watchdog separates the header timeout from the idle timeout.
+            .header_read_timeout(None)
+            .max_buf_size(server.max_header_bytes.max(8192));
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(server.max_header_bytes as u32)
+            .max_concurrent_streams(256);
+        Protocols {
+            h1,
+            h2,
+            http2: server.http2,
+            limits: Limits {
+                header: server.header_read_timeout,
+                idle: server.idle_timeout,
+                release: server.idle_release_after,
+            },
+        }
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits for the client's first bytes (no HTTP state exists before them) and
+/// tells HTTP/2 prior knowledge from HTTP/1.
+async fn sniff_h2(tcp: &TcpStream) -> std::io::Result<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // Only part of the preface so far; `peek` would answer at once with
+        // the same bytes, so wait a moment for the rest (bounded by the caller).
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 async fn serve_connection(
     gateway: Arc<Gateway>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    protocols: Arc<Protocols>,
     tls: Option<TlsAcceptor>,
     tcp: TcpStream,
     peer: SocketAddr,
@@ -174,70 +214,186 @@ async fn serve_connection(
     let _open = OpenConnection::new();
     // Small responses must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
-    let activity = Arc::new(Activity::new());
     let info = Arc::new(ConnInfo {
         trusted: proxy_headers::is_trusted(peer.ip(), &gateway.config.server.trusted_proxies),
         proto: if tls.is_some() { "https" } else { "http" },
         gateway,
         peer,
-        activity: activity.clone(),
+        activity: Arc::new(Activity::new()),
     });
-    match tls {
-        None => {
-            drive(
-                TokioIo::new(Tracked::new(tcp, activity)),
-                info,
-                &builder,
-                &cancel,
-            )
-            .await
+    let header_timeout = protocols.limits.header;
+    let Some(acceptor) = tls else {
+        let sniffed = tokio::select! {
+            () = cancel.cancelled() => return,
+            sniffed = tokio::time::timeout(header_timeout, async {
+                if protocols.http2 { sniff_h2(&tcp).await } else { tcp.readable().await.map(|()| false) }
+            }) => sniffed,
+        };
+        match sniffed {
+            // Boxed: the HTTP/2 state is large, and keeping it out of this
+            // task keeps every idle HTTP/1 connection small.
+            Ok(Ok(true)) => Box::pin(serve_h2(tcp, info, &protocols, &cancel)).await,
+            Ok(Ok(false)) => serve_h1(tcp, info, &protocols, &cancel).await,
+            Ok(Err(_)) => {}
+            Err(_) => tracing::debug!(%peer, "nothing received in time, closing"),
         }
-        Some(acceptor) => {
-            let handshake = tokio::time::timeout(
-                info.gateway.config.server.header_read_timeout,
-                acceptor.accept(tcp),
-            );
-            match handshake.await {
-                Ok(Ok(stream)) => {
-                    drive(
-                        TokioIo::new(Tracked::new(stream, activity)),
-                        info,
-                        &builder,
-                        &cancel,
-                    )
-                    .await
+        return;
+    };
+    // Boxed for the same reason: TLS state is large.
+    Box::pin(async move {
+        let handshake = tokio::time::timeout(header_timeout, acceptor.accept(tcp));
+        match handshake.await {
+            Ok(Ok(stream)) => {
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    serve_h2(stream, info, &protocols, &cancel).await;
+                } else {
+                    serve_h1(stream, info, &protocols, &cancel).await;
                 }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    })
+    .await;
+}
+
+/// HTTP/1.1 with keep-alive, upgrades, and parking while idle.
+async fn serve_h1<S: Parkable>(
+    mut stream: S,
+    info: Arc<ConnInfo>,
+    protocols: &Protocols,
+    cancel: &CancellationToken,
+) {
+    let limits = protocols.limits;
+    let activity = info.activity.clone();
+    let peer = info.peer;
+    let mut replay = Bytes::new();
+    let watchdog = tokio::time::sleep(limits.header);
+    tokio::pin!(watchdog);
+    loop {
+        // Active: hyper owns the stream and its buffers.
+        let io = TokioIo::new(Tracked::new(stream, activity.clone(), replay));
+        let service_info = info.clone();
+        let service =
+            hyper::service::service_fn(move |req| pipeline::handle(service_info.clone(), req));
+        let mut conn = Box::pin(protocols.h1.serve_connection(io, service).with_upgrades());
+        let mut closing = false;
+        let ended = loop {
+            tokio::select! {
+                // Order matters: a response finishing inside `conn`'s poll sets
+                // the recheck flag that the next branch reads in the same pass.
+                biased;
+                result = conn.as_mut() => break result,
+                // A request finished: let the watchdog compute its new deadline.
+                // A timer already due within the release period needs no change
+                // (the common case under load: no timer work per request).
+                () = std::future::poll_fn(|_| recheck_ready(&activity)) => {
+                    let soon = tokio::time::Instant::now() + limits.release.min(limits.idle);
+                    if watchdog.deadline() > soon {
+                        watchdog.as_mut().reset(soon);
+                    }
+                }
+                () = cancel.cancelled(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = &mut watchdog => {
+                    let now = tokio::time::Instant::now();
+                    match activity.check(now, limits, !closing) {
+                        Verdict::HeaderTimeout => {
+                            tracing::debug!(%peer, "request head not received in time, closing");
+                            return;
+                        }
+                        Verdict::Idle if closing => return,
+                        Verdict::Idle => {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                            watchdog.as_mut().reset(now + limits.header);
+                        }
+                        // hyper reads an end-of-file at its next poll and finishes.
+                        Verdict::Park => watchdog.as_mut().reset(now + limits.header),
+                        Verdict::WaitUntil(at) => watchdog.as_mut().reset(at),
+                    }
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+            return;
+        }
+        // `None`: the connection was upgraded and now belongs to its tunnel.
+        let Some(parts) = Pin::into_inner(conn).into_parts() else {
+            return;
+        };
+        let tracked = parts.io.into_inner();
+        if !tracked.parked() || closing {
+            return;
+        }
+        // Keep only the unread bytes, if any: anything still referring to
+        // hyper's buffer (even an empty slice of it) would pin the whole buffer.
+        replay = match parts.read_buf.is_empty() {
+            true => Bytes::new(),
+            false => Bytes::copy_from_slice(&parts.read_buf),
+        };
+        drop(parts.read_buf);
+        drop(parts.service);
+        stream = tracked.into_inner();
+
+        // Parked: only the socket is kept until the client speaks again.
+        let _parked = Parked::new();
+        loop {
+            tokio::select! {
+                ready = std::future::poll_fn(|cx| stream.poll_readable(cx)) => {
+                    if ready.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                () = cancel.cancelled() => return,
+                () = &mut watchdog => {
+                    match activity.check(tokio::time::Instant::now(), limits, false) {
+                        Verdict::WaitUntil(at) => watchdog.as_mut().reset(at),
+                        _ => return,
+                    }
+                }
             }
         }
     }
 }
 
-/// Runs hyper on one connection under the watchdog of [`Activity`].
-async fn drive<I>(
-    io: I,
+/// Ready once after each finished request. No waker is registered: the flag is
+/// only ever set while the connection future is being polled by this task.
+fn recheck_ready(activity: &Activity) -> std::task::Poll<()> {
+    if activity.take_recheck() {
+        std::task::Poll::Ready(())
+    } else {
+        std::task::Poll::Pending
+    }
+}
+
+/// HTTP/2 (h2c prior knowledge or ALPN `h2`): only the idle timeout applies.
+async fn serve_h2<S: Parkable>(
+    stream: S,
     info: Arc<ConnInfo>,
-    builder: &auto::Builder<TokioExecutor>,
+    protocols: &Protocols,
     cancel: &CancellationToken,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let server = &info.gateway.config.server;
-    let (header_timeout, idle_timeout) = (server.header_read_timeout, server.idle_timeout);
+) {
+    let limits = protocols.limits;
     let activity = info.activity.clone();
+    activity.set_multiplexed();
     let peer = info.peer;
+    let io = TokioIo::new(Tracked::new(stream, activity.clone(), Bytes::new()));
     let service = hyper::service::service_fn(move |req| pipeline::handle(info.clone(), req));
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    let conn = protocols.h2.serve_connection(io, service);
     tokio::pin!(conn);
-    let watchdog = tokio::time::sleep(header_timeout);
+    let watchdog = tokio::time::sleep(limits.idle);
     tokio::pin!(watchdog);
     let mut closing = false;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    tracing::debug!(%peer, error = %e, "HTTP/2 connection ended with an error");
                 }
                 return;
             }
@@ -246,21 +402,34 @@ async fn drive<I>(
                 closing = true;
             }
             () = &mut watchdog => {
-                match activity.check(tokio::time::Instant::now(), header_timeout, idle_timeout) {
-                    Verdict::HeaderTimeout => {
-                        tracing::debug!(%peer, "request head not received in time, closing");
-                        return;
-                    }
-                    Verdict::Idle if closing => return,
-                    Verdict::Idle => {
+                let now = tokio::time::Instant::now();
+                match activity.check(now, limits, false) {
+                    Verdict::WaitUntil(at) => watchdog.as_mut().reset(at),
+                    _ if closing => return,
+                    _ => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
-                        watchdog.as_mut().reset(tokio::time::Instant::now() + header_timeout);
+                        watchdog.as_mut().reset(now + limits.header);
                     }
-                    Verdict::WaitUntil(at) => watchdog.as_mut().reset(at),
                 }
             }
         }
+    }
+}
+
+/// Keeps the parked-connections gauge right, however parking ends.
+struct Parked;
+
+impl Parked {
+    fn new() -> Parked {
+        metrics::connections().parked.increment(1.0);
+        Parked
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        metrics::connections().parked.decrement(1.0);
     }
 }
 

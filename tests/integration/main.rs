@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod forwarding;
+mod parking;
 mod routing;
 mod shutdown;
 mod streaming;
