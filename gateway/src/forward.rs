@@ -11,7 +11,6 @@
 //! headers; on `101` both sides are upgraded and bytes are copied both ways in
 //! a task tracked for graceful shutdown.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
@@ -29,35 +28,45 @@ use crate::error::Error;
 use crate::proxy_headers;
 use crate::request_id;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// The pooled keep-alive client shared by all apps.
+/// The pooled keep-alive clients shared by all apps: plain HTTP upstreams
+/// skip the TLS connector's stream wrapper entirely.
 pub struct Upstreams {
-    client: Client<Connector, Incoming>,
+    http: Client<HttpConnector, Incoming>,
+    https: Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>,
     response_timeout: Duration,
 }
 
 impl Upstreams {
-    /// Builds the pool from `[upstream]`.
+    /// Builds the pools from `[upstream]`.
     pub fn new(config: &UpstreamConfig) -> Upstreams {
         let mut http = HttpConnector::new();
-        http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
+        let mut tls_tcp = http.clone();
+        tls_tcp.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
-            .https_or_http()
+            .https_only()
             .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+            .wrap_connector(tls_tcp);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
+            .timer(TokioTimer::new());
         Upstreams {
-            client,
+            http: builder.build(http),
+            https: builder.build(https),
             response_timeout: config.response_timeout,
+        }
+    }
+
+    fn request(&self, req: Request<Incoming>) -> hyper_util::client::legacy::ResponseFuture {
+        if req.uri().scheme() == Some(&Scheme::HTTPS) {
+            self.https.request(req)
+        } else {
+            self.http.request(req)
         }
     }
 }
@@ -74,8 +83,8 @@ pub struct Target<'a> {
 
 /// What the client connection contributes to the forwarded headers.
 pub struct ClientSide<'a> {
-    /// The TCP peer.
-    pub peer: IpAddr,
+    /// The TCP peer's address, as a header value.
+    pub peer: &'a HeaderValue,
     /// `http` or `https`, as the client reached the gateway.
     pub proto: &'static str,
     /// Whether the peer is a trusted proxy.
@@ -141,8 +150,7 @@ pub async fn forward(
 
     let started = Instant::now();
     let mut response =
-        match tokio::time::timeout(upstreams.response_timeout, upstreams.client.request(req)).await
-        {
+        match tokio::time::timeout(upstreams.response_timeout, upstreams.request(req)).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return Err(classify(e)),
             Err(_) => return Err(Error::UpstreamTimeout("no response head in time")),

@@ -89,6 +89,8 @@ pub struct ConnInfo {
     pub gateway: Arc<Gateway>,
     /// The TCP peer.
     pub peer: SocketAddr,
+    /// The peer's IP address as a header value (for `X-Forwarded-For`).
+    pub peer_value: HeaderValue,
     /// `https` under TLS, else `http`.
     pub proto: &'static str,
     /// Whether the peer is a trusted proxy.
@@ -192,7 +194,7 @@ async fn run(
             preserve_host: app.config.preserve_host,
         },
         ClientSide {
-            peer: conn.peer.ip(),
+            peer: &conn.peer_value,
             proto: conn.proto,
             trusted: conn.trusted,
             host: Some(&host),

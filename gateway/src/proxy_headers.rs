@@ -28,8 +28,25 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TE,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ]
+    .contains(name)
+}
+
 /// Removes hop-by-hop fields, including every field named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one scan of a few names is cheaper than six
+    // hash lookups.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -79,20 +96,27 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     !trusted.is_empty() && trusted.iter().any(|net| net.contains(&peer))
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host` for the upstream.
+/// The peer address as a header value, formatted once per connection.
+pub fn peer_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` for the upstream. `peer` is
+/// [`peer_value`] of the TCP peer.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &HeaderValue,
     proto: &'static str,
     host: Option<&HeaderValue>,
     trusted: bool,
 ) {
-    let peer_text = peer.to_string();
     let xff = match (trusted, joined(headers, &X_FORWARDED_FOR)) {
-        (true, Some(chain)) => format!("{chain}, {peer_text}"),
-        _ => peer_text,
+        (true, Some(chain)) => {
+            HeaderValue::from_str(&format!("{chain}, {}", peer.to_str().unwrap_or("unknown"))).ok()
+        }
+        _ => Some(peer.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {

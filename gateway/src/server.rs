@@ -219,6 +219,7 @@ async fn serve_connection(
         proto: if tls.is_some() { "https" } else { "http" },
         gateway,
         peer,
+        peer_value: proxy_headers::peer_value(peer.ip()),
         activity: Arc::new(Activity::new()),
     });
     let header_timeout = protocols.limits.header;
@@ -270,6 +271,10 @@ async fn serve_h1<S: Parkable>(
     let mut replay = Bytes::new();
     let watchdog = tokio::time::sleep(limits.header);
     tokio::pin!(watchdog);
+    // Registered once: a fresh `cancelled()` per loop pass would lock the
+    // token's waiter list on every request.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         // Active: hyper owns the stream and its buffers.
         let io = TokioIo::new(Tracked::new(stream, activity.clone(), replay));
@@ -293,7 +298,7 @@ async fn serve_h1<S: Parkable>(
                         watchdog.as_mut().reset(soon);
                     }
                 }
-                () = cancel.cancelled(), if !closing => {
+                () = &mut cancelled, if !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
@@ -349,7 +354,7 @@ async fn serve_h1<S: Parkable>(
                     }
                     break;
                 }
-                () = cancel.cancelled() => return,
+                () = &mut cancelled => return,
                 () = &mut watchdog => {
                     match activity.check(tokio::time::Instant::now(), limits, false) {
                         Verdict::WaitUntil(at) => watchdog.as_mut().reset(at),
