@@ -208,7 +208,7 @@ mod tests {
         let host = HeaderValue::from_static("store.example.com");
         set_forwarded(
             &mut h,
-            "10.0.0.9".parse().expect("ip"),
+            &peer_value("10.0.0.9".parse().expect("ip")),
             "http",
             Some(&host),
             false,
@@ -228,13 +228,13 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("store.example.com");
         let trusted = is_trusted(
-            "10.0.0.9".parse().expect("ip"),
+            &peer_value("10.0.0.9".parse().expect("ip")),
             &["10.0.0.0/8".parse().expect("net")],
         );
         assert!(trusted);
         set_forwarded(
             &mut h,
-            "10.0.0.9".parse().expect("ip"),
+            &peer_value("10.0.0.9".parse().expect("ip")),
             "http",
             Some(&host),
             trusted,
