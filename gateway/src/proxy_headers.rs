@@ -228,7 +228,7 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("store.example.com");
         let trusted = is_trusted(
-            &peer_value("10.0.0.9".parse().expect("ip")),
+            "10.0.0.9".parse().expect("ip"),
             &["10.0.0.0/8".parse().expect("net")],
         );
         assert!(trusted);
