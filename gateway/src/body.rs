@@ -15,6 +15,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::connection::InFlight;
+use crate::pool::Lease;
 
 /// A response body sent to the client.
 #[derive(Debug)]
@@ -26,16 +27,20 @@ pub struct Body {
 #[derive(Debug)]
 enum Kind {
     /// Streamed from the upstream, frame by frame.
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     /// Written by the gateway, already complete.
     Full(Option<Bytes>),
 }
 
 impl Body {
-    /// The upstream's body, streamed.
-    pub fn upstream(incoming: Incoming) -> Body {
+    /// The upstream's body, streamed; `lease` goes back to the pool once the
+    /// body has been read to its end.
+    pub fn upstream(incoming: Incoming, lease: Lease) -> Body {
         Body {
-            kind: Kind::Upstream(incoming),
+            kind: Kind::Upstream(UpstreamBody {
+                incoming,
+                lease: Some(lease),
+            }),
             in_flight: None,
         }
     }
@@ -77,22 +82,63 @@ impl HttpBody for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.get_mut().kind {
-            Kind::Upstream(incoming) => Pin::new(incoming).poll_frame(cx),
+            Kind::Upstream(upstream) => upstream.poll_frame(cx),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Upstream(incoming) => incoming.is_end_stream(),
+            Kind::Upstream(upstream) => upstream.incoming.is_end_stream(),
             Kind::Full(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Upstream(incoming) => incoming.size_hint(),
+            Kind::Upstream(upstream) => upstream.incoming.size_hint(),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// The upstream's body and the connection it arrives on.
+#[derive(Debug)]
+struct UpstreamBody {
+    incoming: Incoming,
+    lease: Option<Lease>,
+}
+
+impl UpstreamBody {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = Pin::new(&mut self.incoming).poll_frame(cx);
+        match &frame {
+            // The whole response arrived: the connection is free again.
+            Poll::Ready(None) => self.release(),
+            // A broken body leaves the connection unusable.
+            Poll::Ready(Some(Err(_))) => self.lease = None,
+            _ => {}
+        }
+        frame
+    }
+
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // Bodies hyper never needs to poll (HEAD, 204, 304, exact lengths
+        // already read) are complete too; a body abandoned half-way is not,
+        // and its connection is dropped with the lease.
+        if self.incoming.is_end_stream() {
+            self.release();
         }
     }
 }

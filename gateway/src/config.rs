@@ -143,6 +143,8 @@ pub struct UpstreamTarget {
     pub scheme: Scheme,
     /// `host:port` of the upstream.
     pub authority: Authority,
+    /// The `Host` header for this upstream (port omitted when it is the default).
+    pub host_header: http::HeaderValue,
     /// The URL as written, for messages.
     pub url: String,
 }
@@ -606,9 +608,15 @@ fn upstream_target(key: &str, s: &str) -> Result<UpstreamTarget, ConfigError> {
     }
     let port = url.port_or_known_default().ok_or_else(bad)?;
     let authority = Authority::try_from(format!("{host}:{port}")).map_err(|_| bad())?;
+    let host_header = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let host_header = http::HeaderValue::from_str(&host_header).map_err(|_| bad())?;
     Ok(UpstreamTarget {
         scheme,
         authority,
+        host_header,
         url: s.to_owned(),
     })
 }

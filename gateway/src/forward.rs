@@ -17,68 +17,27 @@ use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio_util::task::TaskTracker;
 
 use crate::body::Body;
-use crate::config::UpstreamConfig;
 use crate::error::Error;
+use crate::pool::Upstream;
 use crate::proxy_headers;
 use crate::request_id;
 
-/// The pooled keep-alive clients shared by all apps: plain HTTP upstreams
-/// skip the TLS connector's stream wrapper entirely.
-pub struct Upstreams {
-    http: Client<HttpConnector, Incoming>,
-    https: Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>,
-    response_timeout: Duration,
-}
-
-impl Upstreams {
-    /// Builds the pools from `[upstream]`.
-    pub fn new(config: &UpstreamConfig) -> Upstreams {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let mut tls_tcp = http.clone();
-        tls_tcp.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_only()
-            .enable_http1()
-            .wrap_connector(tls_tcp);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new());
-        Upstreams {
-            http: builder.build(http),
-            https: builder.build(https),
-            response_timeout: config.response_timeout,
-        }
-    }
-
-    fn request(&self, req: Request<Incoming>) -> hyper_util::client::legacy::ResponseFuture {
-        if req.uri().scheme() == Some(&Scheme::HTTPS) {
-            self.https.request(req)
-        } else {
-            self.http.request(req)
-        }
-    }
-}
-
 /// Where and how one request is forwarded.
 pub struct Target<'a> {
+    /// The upstream's connection pool.
+    pub upstream: &'a Upstream,
     /// Upstream scheme.
     pub scheme: &'a Scheme,
     /// Upstream `host:port`.
     pub authority: &'a Authority,
-    /// Send the client's `Host` (true) or the upstream authority (false).
+    /// Send the client's `Host` (true) or `host_header` (false).
     pub preserve_host: bool,
+    /// The upstream's own `Host` value.
+    pub host_header: &'a HeaderValue,
 }
 
 /// What the client connection contributes to the forwarded headers.
@@ -99,7 +58,7 @@ pub struct ClientSide<'a> {
 ///
 /// The second value is the time the upstream took to answer, for metrics.
 pub async fn forward(
-    upstreams: &Upstreams,
+    response_timeout: Duration,
     tunnels: &TaskTracker,
     mut req: Request<Incoming>,
     target: Target<'_>,
@@ -125,15 +84,11 @@ pub async fn forward(
         client.trusted,
     );
     headers.insert(request_id::HEADER, client.request_id.clone());
-    match (target.preserve_host, client.host) {
-        (true, Some(host)) => {
-            headers.insert(HOST, host.clone());
-        }
-        // The client sets `Host` from the absolute URI when it is absent.
-        _ => {
-            headers.remove(HOST);
-        }
-    }
+    let host = match (target.preserve_host, client.host) {
+        (true, Some(host)) => host.clone(),
+        _ => target.host_header.clone(),
+    };
+    headers.insert(HOST, host);
 
     let path = req
         .uri()
@@ -149,10 +104,9 @@ pub async fn forward(
     *req.version_mut() = Version::HTTP_11;
 
     let started = Instant::now();
-    let mut response =
-        match tokio::time::timeout(upstreams.response_timeout, upstreams.request(req)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => return Err(classify(e)),
+    let (mut response, lease) =
+        match tokio::time::timeout(response_timeout, target.upstream.send(req)).await {
+            Ok(result) => result?,
             Err(_) => return Err(Error::UpstreamTimeout("no response head in time")),
         };
     let elapsed = started.elapsed();
@@ -174,7 +128,10 @@ pub async fn forward(
 
     let (mut parts, body) = response.into_parts();
     proxy_headers::remove_hop_by_hop(&mut parts.headers);
-    Ok((Response::from_parts(parts, Body::upstream(body)), elapsed))
+    Ok((
+        Response::from_parts(parts, Body::upstream(body, lease)),
+        elapsed,
+    ))
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections.
@@ -194,18 +151,4 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
         Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
     }
     crate::metrics::connections().tunnels.decrement(1.0);
-}
-
-/// Connection timeouts are 504s; everything else before a response is a 502.
-fn classify(e: hyper_util::client::legacy::Error) -> Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return Error::UpstreamTimeout("connect timed out");
-            }
-        }
-        source = err.source();
-    }
-    Error::UpstreamUnreachable(Box::new(e))
 }

@@ -34,6 +34,7 @@ pub mod forward;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;
+pub mod pool;
 pub mod proxy_headers;
 pub mod request_id;
 pub mod route;

@@ -27,9 +27,10 @@ use crate::body::Body;
 use crate::config::{AppConfig, Config};
 use crate::connection::Activity;
 use crate::error::Error;
-use crate::forward::{self, ClientSide, Target, Upstreams};
+use crate::forward::{self, ClientSide, Target};
 use crate::metrics::{AppMetrics, NO_APP};
 use crate::pages;
+use crate::pool::{self, Upstream};
 use crate::request_id;
 use crate::route::Router;
 
@@ -40,7 +41,6 @@ pub struct Gateway {
     router: Router,
     apps: Vec<App>,
     unrouted: AppMetrics,
-    upstreams: Upstreams,
     /// Upgraded tunnels, waited for on graceful shutdown.
     pub tunnels: TaskTracker,
     /// Whether `/readyz` reports ready.
@@ -51,6 +51,7 @@ pub struct Gateway {
 struct App {
     config: AppConfig,
     metrics: AppMetrics,
+    upstream: Upstream,
 }
 
 impl Gateway {
@@ -63,11 +64,22 @@ impl Gateway {
                 .enumerate()
                 .map(|(i, app)| (i, app.hosts.as_slice(), app.path_prefix.as_str())),
         );
+        let u = &config.upstream;
+        let settings = Arc::new(pool::Settings::new(
+            u.connect_timeout,
+            u.pool_idle_timeout,
+            u.pool_max_idle_per_host,
+        ));
         let apps = config
             .apps
             .iter()
             .map(|app| App {
                 metrics: AppMetrics::new(&app.name),
+                upstream: Upstream::new(
+                    app.upstream.scheme.clone(),
+                    app.upstream.authority.clone(),
+                    settings.clone(),
+                ),
                 config: app.clone(),
             })
             .collect();
@@ -75,7 +87,6 @@ impl Gateway {
             router,
             apps,
             unrouted: AppMetrics::new(NO_APP),
-            upstreams: Upstreams::new(&config.upstream),
             tunnels: TaskTracker::new(),
             ready: AtomicBool::new(false),
             config,
@@ -185,13 +196,15 @@ async fn run(
 
     // forward
     let (response, upstream_time) = forward::forward(
-        &gateway.upstreams,
+        gateway.config.upstream.response_timeout,
         &gateway.tunnels,
         req,
         Target {
+            upstream: &app.upstream,
             scheme: &app.config.upstream.scheme,
             authority: &app.config.upstream.authority,
             preserve_host: app.config.preserve_host,
+            host_header: &app.config.upstream.host_header,
         },
         ClientSide {
             peer: &conn.peer_value,

@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod forwarding;
 mod parking;
+mod pooling;
 mod routing;
 mod shutdown;
 mod streaming;

@@ -44,6 +44,7 @@ type Handler = Arc<
 pub struct RecordingUpstream {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -115,11 +116,14 @@ impl RecordingUpstream {
             .await
             .expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let handler = handler.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -135,8 +139,14 @@ impl RecordingUpstream {
         RecordingUpstream {
             addr,
             requests,
+            connections,
             task,
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every request seen so far.

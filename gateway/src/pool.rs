@@ -1,0 +1,241 @@
+//! The upstream connection pool: keep-alive HTTP/1.1 connections to each
+//! upstream, kept per worker thread.
+//!
+//! Input: a request for one upstream (by its slot). Output: the upstream's
+//! response plus a [`Lease`] on the connection, which returns the connection
+//! to the pool once the response body has been read to its end (the response
+//! [`Body`](crate::body::Body) holds the lease). Failure: connect refused or
+//! reset → [`Error::UpstreamUnreachable`]; connect too slow →
+//! [`Error::UpstreamTimeout`].
+//!
+//! Idle connections live in a thread-local list per upstream, so checking one
+//! out or in takes no lock and no hashing. A connection found closed is
+//! dropped; one the upstream closed just as the request went out hands the
+//! request back unsent (hyper's `try_send_request`), and the request goes out
+//! on another connection instead, so a race with an upstream's idle timeout
+//! never fails a request.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::uri::{Authority, Scheme};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+
+/// Slots are numbered process-wide so several gateways in one process (tests)
+/// never share idle connections.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Idle connections by slot, on this worker thread.
+    static IDLE: RefCell<Vec<Vec<IdleConn>>> = const { RefCell::new(Vec::new()) };
+}
+
+struct IdleConn {
+    sender: SendRequest<Incoming>,
+    since: Instant,
+}
+
+/// One upstream's connection settings.
+pub struct Upstream {
+    slot: usize,
+    scheme: Scheme,
+    authority: Authority,
+    settings: Arc<Settings>,
+}
+
+/// Pool-wide settings from `[upstream]`.
+pub struct Settings {
+    /// Time allowed to connect (and complete TLS).
+    pub connect_timeout: Duration,
+    /// Idle connections older than this are not reused.
+    pub idle_timeout: Duration,
+    /// Idle connections kept per upstream and worker thread.
+    pub max_idle: usize,
+    /// TLS for `https` upstreams (web PKI roots).
+    pub tls: tokio_rustls::TlsConnector,
+}
+
+impl Settings {
+    /// Settings with a TLS client that trusts the web PKI roots.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Settings {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .map(|mut config| {
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Arc::new(config)
+            });
+        let tls = match tls {
+            Ok(config) => config,
+            // The default provider always supports the safe default versions.
+            Err(_) => Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            ),
+        };
+        Settings {
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+            tls: tokio_rustls::TlsConnector::from(tls),
+        }
+    }
+}
+
+/// A connection lent to one request; see [`Lease::release`].
+pub struct Lease {
+    slot: usize,
+    max_idle: usize,
+    sender: Option<SendRequest<Incoming>>,
+}
+
+impl Lease {
+    /// Returns the connection to this thread's idle list: call only once the
+    /// response body has been read to its end, so the connection is free.
+    pub fn release(mut self) {
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        if sender.is_closed() {
+            return;
+        }
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() <= self.slot {
+                idle.resize_with(self.slot + 1, Vec::new);
+            }
+            let list = &mut idle[self.slot];
+            if list.len() < self.max_idle {
+                list.push(IdleConn {
+                    sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// An upstream at `scheme://authority`.
+    pub fn new(scheme: Scheme, authority: Authority, settings: Arc<Settings>) -> Upstream {
+        Upstream {
+            slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+            scheme,
+            authority,
+            settings,
+        }
+    }
+
+    /// Sends `req` on an idle connection, or on a new one.
+    pub async fn send(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Lease), Error> {
+        while let Some(mut sender) = self.take_idle() {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(response) => return Ok((response, self.lease(sender))),
+                Err(mut e) => match e.take_message() {
+                    // Not sent: the connection was closing. Try the next one.
+                    Some(unsent) => req = unsent,
+                    None => return Err(Error::UpstreamUnreachable(Box::new(e.into_error()))),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|e| Error::UpstreamUnreachable(Box::new(e)))?;
+        Ok((response, self.lease(sender)))
+    }
+
+    fn lease(&self, sender: SendRequest<Incoming>) -> Lease {
+        Lease {
+            slot: self.slot,
+            max_idle: self.settings.max_idle,
+            sender: Some(sender),
+        }
+    }
+
+    /// The most recently used idle connection that is still usable.
+    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let list = idle.get_mut(self.slot)?;
+            while let Some(conn) = list.pop() {
+                if !conn.sender.is_closed() && conn.since.elapsed() < self.settings.idle_timeout {
+                    return Some(conn.sender);
+                }
+            }
+            None
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
+        let timeout = self.settings.connect_timeout;
+        let connecting = async {
+            let tcp = TcpStream::connect(self.authority.as_str()).await?;
+            // Small requests must not wait for Nagle.
+            tcp.set_nodelay(true)?;
+            if self.scheme == Scheme::HTTPS {
+                let name = ServerName::try_from(self.authority.host().to_owned())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let tls = self.settings.tls.connect(name, tcp).await?;
+                handshake(tls).await
+            } else {
+                handshake(tcp).await
+            }
+        };
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(Ok(sender)) => Ok(sender),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(Error::UpstreamTimeout("connect timed out"))
+            }
+            Ok(Err(e)) => Err(Error::UpstreamUnreachable(Box::new(e))),
+            Err(_) => Err(Error::UpstreamTimeout("connect timed out")),
+        }
+    }
+}
+
+/// HTTP/1.1 handshake; the connection runs in its own task (with upgrades,
+/// for WebSocket tunnels) until the upstream or the pool lets go of it.
+async fn handshake<T>(io: T) -> std::io::Result<SendRequest<Incoming>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
