@@ -1,5 +1,5 @@
 //! The upstream connection pool: keep-alive HTTP/1.1 connections to each
-//! upstream, kept per worker thread.
+//! upstream.
 //!
 //! Input: a request for one upstream (by its slot). Output: the upstream's
 //! response plus a [`Lease`] on the connection, which returns the connection
@@ -8,18 +8,18 @@
 //! reset → [`Error::UpstreamUnreachable`]; connect too slow →
 //! [`Error::UpstreamTimeout`].
 //!
-//! Idle connections live in a thread-local list per upstream, so checking one
-//! out or in takes no lock and no hashing. A connection found closed is
-//! dropped; one the upstream closed just as the request went out hands the
+//! Idle connections wait in a bounded lock-free queue per upstream (a few
+//! atomic operations to check one out or in, no lock, no hashing), oldest
+//! first: the connection idle longest is the one most surely ready for its
+//! next request. A connection found closed or idle too long is dropped; one the upstream closed just as the request went out hands the
 //! request back unsent (hyper's `try_send_request`), and the request goes out
 //! on another connection instead, so a race with an upstream's idle timeout
 //! never fails a request.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -30,15 +30,6 @@ use tokio::net::TcpStream;
 
 use crate::error::Error;
 
-/// Slots are numbered process-wide so several gateways in one process (tests)
-/// never share idle connections.
-static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Idle connections by slot, on this worker thread.
-    static IDLE: RefCell<Vec<Vec<IdleConn>>> = const { RefCell::new(Vec::new()) };
-}
-
 struct IdleConn {
     sender: SendRequest<Incoming>,
     since: Instant,
@@ -46,7 +37,7 @@ struct IdleConn {
 
 /// One upstream's connection settings.
 pub struct Upstream {
-    slot: usize,
+    idle: Arc<ArrayQueue<IdleConn>>,
     scheme: Scheme,
     authority: Authority,
     settings: Arc<Settings>,
@@ -58,7 +49,7 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Idle connections older than this are not reused.
     pub idle_timeout: Duration,
-    /// Idle connections kept per upstream and worker thread.
+    /// Idle connections kept per upstream.
     pub max_idle: usize,
     /// TLS for `https` upstreams (web PKI roots).
     pub tls: tokio_rustls::TlsConnector,
@@ -98,42 +89,27 @@ impl Settings {
 
 /// A connection lent to one request; see [`Lease::release`].
 pub struct Lease {
-    slot: usize,
-    max_idle: usize,
-    sender: Option<SendRequest<Incoming>>,
+    idle: Arc<ArrayQueue<IdleConn>>,
+    sender: SendRequest<Incoming>,
 }
 
 impl Lease {
-    /// Returns the connection to this thread's idle list: call only once the
-    /// response body has been read to its end, so the connection is free.
-    pub fn release(mut self) {
-        let Some(sender) = self.sender.take() else {
-            return;
-        };
-        if sender.is_closed() {
-            return;
+    /// Returns the connection to the idle queue: call only once the response
+    /// body has been read to its end, so the connection is free. A full queue
+    /// drops (closes) the connection.
+    pub fn release(self) {
+        if !self.sender.is_closed() {
+            let _ = self.idle.push(IdleConn {
+                sender: self.sender,
+                since: Instant::now(),
+            });
         }
-        IDLE.with(|idle| {
-            let mut idle = idle.borrow_mut();
-            if idle.len() <= self.slot {
-                idle.resize_with(self.slot + 1, Vec::new);
-            }
-            let list = &mut idle[self.slot];
-            if list.len() < self.max_idle {
-                list.push(IdleConn {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
-        });
     }
 }
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease")
-            .field("slot", &self.slot)
-            .finish_non_exhaustive()
+        f.debug_struct("Lease").finish_non_exhaustive()
     }
 }
 
@@ -141,7 +117,7 @@ impl Upstream {
     /// An upstream at `scheme://authority`.
     pub fn new(scheme: Scheme, authority: Authority, settings: Arc<Settings>) -> Upstream {
         Upstream {
-            slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
+            idle: Arc::new(ArrayQueue::new(settings.max_idle.max(1))),
             scheme,
             authority,
             settings,
@@ -176,24 +152,19 @@ impl Upstream {
 
     fn lease(&self, sender: SendRequest<Incoming>) -> Lease {
         Lease {
-            slot: self.slot,
-            max_idle: self.settings.max_idle,
-            sender: Some(sender),
+            idle: self.idle.clone(),
+            sender,
         }
     }
 
-    /// The most recently used idle connection that is still usable.
+    /// The oldest idle connection that is still usable.
     fn take_idle(&self) -> Option<SendRequest<Incoming>> {
-        IDLE.with(|idle| {
-            let mut idle = idle.borrow_mut();
-            let list = idle.get_mut(self.slot)?;
-            while let Some(conn) = list.pop() {
-                if !conn.sender.is_closed() && conn.since.elapsed() < self.settings.idle_timeout {
-                    return Some(conn.sender);
-                }
+        while let Some(conn) = self.idle.pop() {
+            if !conn.sender.is_closed() && conn.since.elapsed() < self.settings.idle_timeout {
+                return Some(conn.sender);
             }
-            None
-        })
+        }
+        None
     }
 
     async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
