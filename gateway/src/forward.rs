@@ -18,6 +18,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::Body;
@@ -60,6 +61,7 @@ pub struct ClientSide<'a> {
 pub async fn forward(
     response_timeout: Duration,
     tunnels: &TaskTracker,
+    stop: &CancellationToken,
     mut req: Request<Incoming>,
     target: Target<'_>,
     client: ClientSide<'_>,
@@ -119,7 +121,7 @@ pub async fn forward(
             ));
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        tunnels.spawn(tunnel(client_upgrade, upstream_upgrade));
+        tunnels.spawn(tunnel(client_upgrade, upstream_upgrade, stop.clone()));
         let (mut parts, _) = response.into_parts();
         proxy_headers::remove_hop_by_hop(&mut parts.headers);
         proxy_headers::set_upgrade(&mut parts.headers, protocol);
@@ -134,8 +136,14 @@ pub async fn forward(
     ))
 }
 
-/// Copies bytes both ways between the upgraded client and upstream connections.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Copies bytes both ways between the upgraded client and upstream
+/// connections, until either side closes or `stop` fires (the end of the
+/// shutdown grace period).
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    stop: CancellationToken,
+) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
         Err(e) => {
@@ -146,9 +154,12 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     crate::metrics::connections().tunnels.increment(1.0);
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
-    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "tunnel closed"),
-        Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
+            Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "tunnel closed"),
+            Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+        },
+        () = stop.cancelled() => tracing::debug!("tunnel cut at the end of the shutdown grace period"),
     }
     crate::metrics::connections().tunnels.decrement(1.0);
 }

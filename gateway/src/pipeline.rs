@@ -20,6 +20,7 @@ use std::time::Instant;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -43,6 +44,8 @@ pub struct Gateway {
     unrouted: AppMetrics,
     /// Upgraded tunnels, waited for on graceful shutdown.
     pub tunnels: TaskTracker,
+    /// Fired when the shutdown grace period is over: what is left is cut.
+    pub stop: CancellationToken,
     /// Whether `/readyz` reports ready.
     pub ready: AtomicBool,
 }
@@ -88,6 +91,7 @@ impl Gateway {
             apps,
             unrouted: AppMetrics::new(NO_APP),
             tunnels: TaskTracker::new(),
+            stop: CancellationToken::new(),
             ready: AtomicBool::new(false),
             config,
         }
@@ -198,6 +202,7 @@ async fn run(
     let (response, upstream_time) = forward::forward(
         gateway.config.upstream.response_timeout,
         &gateway.tunnels,
+        &gateway.stop,
         req,
         Target {
             upstream: &app.upstream,

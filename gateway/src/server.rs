@@ -105,14 +105,21 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    connections.spawn(serve_connection(
+                    let serving = serve_connection(
                         gateway.clone(),
                         protocols.clone(),
                         tls.clone(),
                         tcp,
                         peer,
                         cancel.clone(),
-                    ));
+                    );
+                    let stop = gateway.stop.clone();
+                    connections.spawn(async move {
+                        tokio::select! {
+                            () = serving => {}
+                            () = stop.cancelled() => {}
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -142,6 +149,9 @@ pub async fn serve(
             "grace period over, closing what is left"
         ),
     }
+    // Cut whatever outlived the grace period, so that an embedding program's
+    // runtime is left with no gateway tasks.
+    gateway.stop.cancel();
     Ok(())
 }
 

@@ -153,3 +153,37 @@ async fn websocket_echo_through_the_gateway() {
     plain_request_works(&client, &upstream, "/after").await;
     assert_eq!(upstream.upgrades().len(), 1);
 }
+
+#[tokio::test]
+async fn shutdown_cuts_a_tunnel_after_the_grace_period() {
+    let upstream = WsEchoUpstream::start().await;
+    let gw = TestGateway::new()
+        .server("shutdown_grace = \"200ms\"")
+        .app(AppSpec::new("store", HOST_NAME, upstream.addr))
+        .start()
+        .await;
+    let tcp = TcpStream::connect(gw.addr).await.expect("connect");
+    let (mut ws, _) = timeout(
+        STEP,
+        tokio_tungstenite::client_async(format!("ws://{HOST_NAME}/chat"), tcp),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake");
+    ws.send(Message::text("still here")).await.expect("send");
+    assert_eq!(
+        next_message(&mut ws).await,
+        Some(Message::text("still here"))
+    );
+
+    // The open tunnel does not hold shutdown beyond the grace period...
+    timeout(STEP, gw.stop())
+        .await
+        .expect("serve returns after the grace period");
+    // ...and is closed, not left running.
+    let end = timeout(STEP, ws.next()).await.expect("the tunnel ends");
+    assert!(
+        matches!(end, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "tunnel still open after shutdown: {end:?}"
+    );
+}
