@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+pub mod cli;
 mod common;
 pub mod forums;
 pub mod store;
