@@ -9,11 +9,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::pin::Pin;
 
 use bytes::Bytes;
 use hyper::server::conn::{http1, http2};
