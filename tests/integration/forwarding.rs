@@ -9,10 +9,7 @@ use crate::support::{AppSpec, Client, RecordingUpstream, TestGateway};
 #[tokio::test]
 async fn hop_by_hop_and_connection_named_fields_are_removed() {
     let store = RecordingUpstream::start("store").await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let reply = Client::new(gw.addr)
         .get_with(
             "store.example.com",
@@ -66,10 +63,7 @@ async fn response_hop_by_hop_fields_are_removed() {
             .expect("response")
     })
     .await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let reply = Client::new(gw.addr).get("store.example.com", "/").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-app"), Some("kept"));
@@ -80,10 +74,7 @@ async fn response_hop_by_hop_fields_are_removed() {
 #[tokio::test]
 async fn forwarded_headers_from_an_untrusted_client_are_replaced() {
     let store = RecordingUpstream::start("store").await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     Client::new(gw.addr)
         .get_with(
             "store.example.com:8080",
@@ -137,10 +128,7 @@ async fn forwarded_chain_from_a_trusted_proxy_is_appended() {
 #[tokio::test]
 async fn request_id_is_generated_or_kept_and_passed_upstream() {
     let store = RecordingUpstream::start("store").await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let client = Client::new(gw.addr);
 
     let reply = client.get("store.example.com", "/").await;
@@ -205,10 +193,7 @@ async fn methods_bodies_and_queries_arrive_intact() {
             .expect("response")
     })
     .await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let client = Client::new(gw.addr);
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
         let body = format!("payload for {method}");

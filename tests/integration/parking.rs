@@ -4,33 +4,16 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::support::client::read_store_response;
 use crate::support::{
     AppSpec, Client, RecordingUpstream, TestGateway, POLL_ATTEMPTS, POLL_INTERVAL,
 };
 
 /// Comfortably longer than the `idle_release_after` used below.
 const PAUSE: Duration = Duration::from_millis(150);
-
-async fn read_response(tcp: &mut TcpStream) -> String {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !all.ends_with(b"upstream store") {
-        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
-            .await
-            .expect("response in time")
-            .expect("read");
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&all)
-        );
-        all.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&all).into_owned()
-}
 
 async fn parked_gauge(admin: &Client) -> f64 {
     let metrics = admin.get("admin", "/metrics").await.text();
@@ -54,7 +37,9 @@ async fn parked_connection_serves_the_next_request_however_it_arrives() {
     tcp.write_all(b"GET /one HTTP/1.1\r\nHost: store.example.com\r\n\r\n")
         .await
         .expect("write");
-    assert!(read_response(&mut tcp).await.starts_with("HTTP/1.1 200"));
+    assert!(read_store_response(&mut tcp)
+        .await
+        .starts_with("HTTP/1.1 200"));
 
     // Quiet: the connection parks (other tests may park too, so at least one).
     let mut parked = false;
@@ -78,7 +63,9 @@ async fn parked_connection_serves_the_next_request_however_it_arrives() {
         tcp.write_all(piece).await.expect("write");
         tokio::time::sleep(PAUSE).await;
     }
-    assert!(read_response(&mut tcp).await.starts_with("HTTP/1.1 200"));
+    assert!(read_store_response(&mut tcp)
+        .await
+        .starts_with("HTTP/1.1 200"));
     let seen = store.last();
     assert_eq!(seen.uri.path(), "/two");
     assert_eq!(&seen.body[..], b"hello");
@@ -88,11 +75,11 @@ async fn parked_connection_serves_the_next_request_however_it_arrives() {
     tcp.write_all(b"GET /three HTTP/1.1\r\nHost: store.example.com\r\n\r\nGET /four HTTP/1.1\r\nHost: store.example.com\r\n\r\n")
         .await
         .expect("write");
-    let first = read_response(&mut tcp).await;
+    let first = read_store_response(&mut tcp).await;
     let second = if first.matches("HTTP/1.1 200").count() == 2 {
         first.clone()
     } else {
-        read_response(&mut tcp).await
+        read_store_response(&mut tcp).await
     };
     assert!(first.starts_with("HTTP/1.1 200") && second.contains("HTTP/1.1 200"));
     let paths: Vec<String> = store

@@ -1,15 +1,12 @@
 //! Upstream keep-alive: connections are reused, and an upstream that closes
 //! its side never fails a request.
 
-use crate::support::{AppSpec, Client, RecordingUpstream, TestGateway};
+use crate::support::{Client, RecordingUpstream, TestGateway};
 
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection() {
     let store = RecordingUpstream::start("store").await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let client = Client::new(gw.addr);
     for i in 0..20 {
         let reply = client.get("store.example.com", &format!("/item/{i}")).await;
@@ -33,10 +30,7 @@ async fn upstream_closing_each_connection_never_fails_a_request() {
             .expect("response")
     })
     .await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let client = Client::new(gw.addr);
     for _ in 0..10 {
         let reply = client.get("store.example.com", "/").await;
@@ -60,10 +54,7 @@ async fn head_and_empty_responses_return_their_connection() {
             .expect("response")
     })
     .await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let client = Client::new(gw.addr);
     for _ in 0..3 {
         let head = client

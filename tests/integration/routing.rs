@@ -43,10 +43,7 @@ async fn routes_by_host_wildcard_and_prefix() {
 #[tokio::test]
 async fn unknown_host_gets_a_404_page_in_html_or_json() {
     let store = RecordingUpstream::start("store").await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let client = Client::new(gw.addr);
 
     let html = client.get("example.com", "/").await;
@@ -80,10 +77,7 @@ async fn unknown_host_gets_a_404_page_in_html_or_json() {
 #[tokio::test]
 async fn http2_requests_route_by_authority() {
     let store = RecordingUpstream::start("store").await;
-    let gw = TestGateway::new()
-        .app(AppSpec::new("store", "store.example.com", store.addr))
-        .start()
-        .await;
+    let gw = TestGateway::store(store.addr).await;
     let reply = Client::h2c(gw.addr).get("store.example.com", "/cart").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "upstream store");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::client::read_store_response;
 use crate::support::{AppSpec, RecordingUpstream, TestGateway};
 
 /// Upper bound for "the server closes the connection".
@@ -25,25 +26,6 @@ async fn read_until_closed(tcp: &mut TcpStream) -> Result<Vec<u8>, tokio::time::
         }
     })
     .await
-}
-
-/// Reads one response whose body is `upstream store` (14 bytes).
-async fn read_one_response(tcp: &mut TcpStream) -> String {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !all.ends_with(b"upstream store") {
-        let n = tokio::time::timeout(CLOSE_BOUND, tcp.read(&mut buf))
-            .await
-            .expect("response in time")
-            .expect("read");
-        assert!(
-            n > 0,
-            "connection closed early: {}",
-            String::from_utf8_lossy(&all)
-        );
-        all.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&all).into_owned()
 }
 
 #[tokio::test]
@@ -82,7 +64,7 @@ async fn idle_keep_alive_outlives_the_header_timeout_then_closes() {
     let mut tcp = TcpStream::connect(gw.addr).await.expect("connect");
     let request = b"GET / HTTP/1.1\r\nHost: store.example.com\r\n\r\n";
     tcp.write_all(request).await.expect("write");
-    assert!(read_one_response(&mut tcp)
+    assert!(read_store_response(&mut tcp)
         .await
         .starts_with("HTTP/1.1 200"));
 
@@ -91,7 +73,7 @@ async fn idle_keep_alive_outlives_the_header_timeout_then_closes() {
     tcp.write_all(request)
         .await
         .expect("write on the idle connection");
-    assert!(read_one_response(&mut tcp)
+    assert!(read_store_response(&mut tcp)
         .await
         .starts_with("HTTP/1.1 200"));
     assert_eq!(store.requests().len(), 2);

@@ -115,3 +115,25 @@ impl Client {
         }
     }
 }
+
+/// Reads from a raw connection until the bytes end with `upstream store`
+/// (the default recording upstream's body): one or more whole responses.
+/// Panics if the connection closes first or nothing arrives within 5 s.
+pub async fn read_store_response(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !all.ends_with(b"upstream store") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("response in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&all)
+        );
+        all.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}

@@ -84,6 +84,15 @@ impl TestGateway {
         TestGatewayBuilder::default()
     }
 
+    /// The common case: one app, `store`, on `store.example.com`, in front of
+    /// `upstream`, with default settings.
+    pub async fn store(upstream: SocketAddr) -> TestGateway {
+        TestGateway::new()
+            .app(AppSpec::new("store", "store.example.com", upstream))
+            .start()
+            .await
+    }
+
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
