@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -31,10 +31,6 @@ use crate::request_id;
 pub struct Target<'a> {
     /// The upstream's connection pool.
     pub upstream: &'a Upstream,
-    /// Upstream scheme.
-    pub scheme: &'a Scheme,
-    /// Upstream `host:port`.
-    pub authority: &'a Authority,
     /// Send the client's `Host` (true) or `host_header` (false).
     pub preserve_host: bool,
     /// The upstream's own `Host` value.
@@ -92,17 +88,14 @@ pub async fn forward(
     };
     headers.insert(HOST, host);
 
+    // Origin-form (`/path?query`), as RFC 9112 §3.2.1 asks of a request to an
+    // origin server: legacy apps do not all accept absolute-form.
     let path = req
         .uri()
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(target.scheme.clone());
-    parts.authority = Some(target.authority.clone());
-    parts.path_and_query = Some(path);
-    *req.uri_mut() =
-        Uri::from_parts(parts).map_err(|_| Error::BadRequest("unusable request target"))?;
+    *req.uri_mut() = Uri::from(path);
     *req.version_mut() = Version::HTTP_11;
 
     let started = Instant::now();

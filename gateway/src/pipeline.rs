@@ -206,8 +206,6 @@ async fn run(
         req,
         Target {
             upstream: &app.upstream,
-            scheme: &app.config.upstream.scheme,
-            authority: &app.config.upstream.authority,
             preserve_host: app.config.preserve_host,
             host_header: &app.config.upstream.host_header,
         },
