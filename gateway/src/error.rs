@@ -34,16 +34,13 @@ pub enum Error {
     /// The upstream did not connect or answer within the configured timeout.
     #[error("upstream timed out: {0}")]
     UpstreamTimeout(&'static str),
-    /// The client's request cannot be forwarded as it is.
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
 }
 
 impl Error {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::MissingHost | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::MissingHost => StatusCode::BAD_REQUEST,
             Error::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -54,9 +51,7 @@ impl Error {
     pub fn into_response(self, request_id: &HeaderValue, json: bool) -> Response<Body> {
         let status = self.status();
         let (title, message) = match self {
-            Error::MissingHost | Error::BadRequest(_) => {
-                ("Bad request", "The request could not be understood.")
-            }
+            Error::MissingHost => ("Bad request", "The request could not be understood."),
             Error::UnknownHost { .. } => ("Not found", "There is nothing at this address."),
             Error::UpstreamUnreachable(_) => (
                 "Bad gateway",
@@ -80,7 +75,6 @@ mod tests {
         let io = || -> BoxError { Box::new(std::io::Error::other("refused")) };
         let table = [
             (Error::MissingHost, 400),
-            (Error::BadRequest("x"), 400),
             (Error::UnknownHost { host: "x".into() }, 404),
             (Error::UpstreamUnreachable(io()), 502),
             (Error::UpstreamTimeout("response"), 504),
