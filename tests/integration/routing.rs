@@ -86,3 +86,27 @@ async fn http2_requests_route_by_authority() {
     );
     assert_eq!(seen.header("host"), Some("store.example.com"));
 }
+
+#[tokio::test]
+async fn request_without_host_is_a_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let store = RecordingUpstream::start("store").await;
+    let gw = TestGateway::store(store.addr).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answer in time")
+    .expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.0 400"), "{text}");
+    assert!(store.requests().is_empty());
+}
