@@ -41,6 +41,7 @@ pub mod route;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod verify;
 
 pub use config::{Config, ConfigError};
 pub use server::{serve, Listeners};
