@@ -37,6 +37,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod proxy_headers;
 pub mod request_id;
+pub mod return_to;
 pub mod route;
 pub mod server;
 pub mod telemetry;
