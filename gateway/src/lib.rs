@@ -29,6 +29,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod connection;
+pub mod cookies;
 pub mod error;
 pub mod forward;
 pub mod metrics;

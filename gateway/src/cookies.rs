@@ -1,0 +1,420 @@
+//! The gateway's cookies: attributes, chunking, sealing, and keeping them
+//! away from the upstream.
+//!
+//! Input: a [`CookieSpec`] per cookie (name, `Secure`, optional `Domain`,
+//! lifetime) and the request's `Cookie` headers. Output: the stored value
+//! (reassembled from chunks), `Set-Cookie` values that store or clear it, and
+//! a `Cookie` header with the gateway's cookies removed for the upstream.
+//!
+//! Rules (each tested): `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless
+//! disabled, host-only unless a domain is configured, and the `__Host-` name
+//! prefix when secure and host-only (the browser then refuses any variant a
+//! sibling subdomain or plain-HTTP page tries to plant). Values over
+//! [`CHUNK_SIZE`] bytes (a JWT with many claims) are split into `NAME.0`,
+//! `NAME.1`, … and reassembled; chunks a shorter value no longer needs are
+//! cleared. [`Sealer`] encrypts and authenticates a value (AES-256-GCM, the
+//! `cookie` crate's private jar) so the refresh cookie is opaque and tamper-proof.
+
+use std::time::Duration;
+
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+/// Largest cookie value written in one piece; browsers cap a whole cookie
+/// (name, value and attributes) at 4096 bytes.
+pub const CHUNK_SIZE: usize = 4000;
+
+/// One gateway cookie.
+#[derive(Debug, Clone)]
+pub struct CookieSpec {
+    /// Name as configured (without the `__Host-` prefix).
+    pub name: String,
+    /// Send only over HTTPS.
+    pub secure: bool,
+    /// `Domain` attribute; `None` keeps the cookie on the exact host.
+    pub domain: Option<String>,
+    /// `Max-Age`.
+    pub max_age: Duration,
+}
+
+/// How a stored value is laid out in the client's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The client has none of it.
+    #[default]
+    Absent,
+    /// One cookie named like the spec.
+    Single,
+    /// `n` numbered chunks.
+    Chunks(usize),
+}
+
+impl CookieSpec {
+    /// The name on the wire: `__Host-NAME` when secure and host-only.
+    pub fn wire_name(&self) -> String {
+        if self.secure && self.domain.is_none() {
+            format!("__Host-{}", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    fn build(&self, name: String, value: String, max_age: Duration) -> HeaderValue {
+        let mut cookie = Cookie::new(name, value);
+        cookie.set_http_only(true);
+        cookie.set_secure(self.secure);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie.set_max_age(cookie::time::Duration::seconds(
+            max_age.as_secs().min(i64::MAX as u64) as i64,
+        ));
+        // Names and base64/JSON-free values are plain ASCII.
+        HeaderValue::from_str(&cookie.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
+    fn chunk_name(wire: &str, i: usize) -> String {
+        format!("{wire}.{i}")
+    }
+
+    /// `Set-Cookie` values storing `value`, replacing what `previous` left.
+    pub fn store(&self, value: &str, previous: Layout) -> Vec<HeaderValue> {
+        let wire = self.wire_name();
+        let mut out = Vec::new();
+        let chunks = split(value);
+        if chunks.len() == 1 {
+            out.push(self.build(wire.clone(), value.to_owned(), self.max_age));
+            if let Layout::Chunks(n) = previous {
+                out.extend((0..n).map(|i| {
+                    self.build(Self::chunk_name(&wire, i), String::new(), Duration::ZERO)
+                }));
+            }
+        } else {
+            for (i, chunk) in chunks.iter().enumerate() {
+                out.push(self.build(
+                    Self::chunk_name(&wire, i),
+                    (*chunk).to_owned(),
+                    self.max_age,
+                ));
+            }
+            match previous {
+                Layout::Single => out.push(self.build(wire.clone(), String::new(), Duration::ZERO)),
+                Layout::Chunks(n) if n > chunks.len() => out.extend((chunks.len()..n).map(|i| {
+                    self.build(Self::chunk_name(&wire, i), String::new(), Duration::ZERO)
+                })),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// `Set-Cookie` values removing every piece the client has.
+    pub fn clear(&self, previous: Layout) -> Vec<HeaderValue> {
+        let wire = self.wire_name();
+        match previous {
+            Layout::Absent => Vec::new(),
+            Layout::Single => vec![self.build(wire, String::new(), Duration::ZERO)],
+            Layout::Chunks(n) => (0..n)
+                .map(|i| self.build(Self::chunk_name(&wire, i), String::new(), Duration::ZERO))
+                .collect(),
+        }
+    }
+
+    /// The value the client holds, reassembled, and how it is laid out.
+    /// Chunks must be contiguous from `.0`; a gap means a damaged value.
+    pub fn read(&self, headers: &HeaderMap) -> (Option<String>, Layout) {
+        let wire = self.wire_name();
+        let prefix = format!("{wire}.");
+        let mut single = None;
+        let mut chunks: Vec<(usize, String)> = Vec::new();
+        for cookie in request_cookies(headers) {
+            let name = cookie.name();
+            if name == wire {
+                single = Some(cookie.value().to_owned());
+            } else if let Some(index) = name
+                .strip_prefix(&prefix)
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                chunks.push((index, cookie.value().to_owned()));
+            }
+        }
+        if !chunks.is_empty() {
+            chunks.sort_by_key(|(i, _)| *i);
+            let layout = Layout::Chunks(chunks.len());
+            let contiguous = chunks
+                .iter()
+                .enumerate()
+                .all(|(want, (got, _))| want == *got);
+            let value = contiguous.then(|| chunks.into_iter().map(|(_, v)| v).collect::<String>());
+            return (value, layout);
+        }
+        match single {
+            Some(value) => (Some(value), Layout::Single),
+            None => (None, Layout::Absent),
+        }
+    }
+}
+
+fn split(value: &str) -> Vec<&str> {
+    if value.len() <= CHUNK_SIZE {
+        return vec![value];
+    }
+    // Cookie values here are ASCII (JWTs, sealed base64), so byte offsets are
+    // character boundaries; fall back to one piece otherwise.
+    if !value.is_ascii() {
+        return vec![value];
+    }
+    value
+        .as_bytes()
+        .chunks(CHUNK_SIZE)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect()
+}
+
+/// Every cookie in the request's `Cookie` headers (HTTP/2 may send several).
+fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v).filter_map(Result::ok))
+}
+
+/// Removes the cookies named by `specs` (and their chunks) from the request's
+/// `Cookie` headers; the app's own cookies pass untouched, in order.
+pub fn strip(headers: &mut HeaderMap, specs: &[&CookieSpec]) {
+    if !headers.contains_key(COOKIE) {
+        return;
+    }
+    let wires: Vec<String> = specs.iter().map(|s| s.wire_name()).collect();
+    let ours = |name: &str| {
+        wires.iter().any(|w| {
+            name == w
+                || name
+                    .strip_prefix(w.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|i| i.parse::<usize>().is_ok())
+        })
+    };
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| !ours(pair.split('=').next().unwrap_or("").trim()))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(COOKIE, v);
+        }
+    }
+}
+
+/// Encrypts and authenticates cookie values (AES-256-GCM).
+pub struct Sealer {
+    key: Key,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+/// A cookie key shorter than this is refused at start-up.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl Sealer {
+    /// A sealer keyed by `master` (at least [`MIN_KEY_BYTES`] bytes of
+    /// secret material; the encryption key is derived from it with HKDF).
+    pub fn new(master: &[u8]) -> Option<Sealer> {
+        (master.len() >= MIN_KEY_BYTES).then(|| Sealer {
+            key: Key::derive_from(master),
+        })
+    }
+
+    /// `plaintext` sealed under the cookie `name` (a value sealed for one
+    /// name does not open under another).
+    pub fn seal(&self, name: &str, plaintext: &str) -> String {
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key)
+            .add(Cookie::new(name.to_owned(), plaintext.to_owned()));
+        jar.get(name)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The plaintext of a value sealed under `name`, if genuine.
+    pub fn open(&self, name: &str, sealed: &str) -> Option<String> {
+        let mut jar = CookieJar::new();
+        jar.add_original(Cookie::new(name.to_owned(), sealed.to_owned()));
+        jar.private(&self.key)
+            .get(name)
+            .map(|c| c.value().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(secure: bool, domain: Option<&str>) -> CookieSpec {
+        CookieSpec {
+            name: "store_rt".into(),
+            secure,
+            domain: domain.map(str::to_owned),
+            max_age: Duration::from_secs(3600),
+        }
+    }
+
+    fn request(cookies: &[HeaderValue]) -> HeaderMap {
+        // Turn Set-Cookie values into the Cookie header a browser would send.
+        let pairs: Vec<String> = cookies
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| !v.contains("Max-Age=0"))
+            .filter_map(|v| v.split(';').next().map(str::to_owned))
+            .collect();
+        let mut h = HeaderMap::new();
+        if !pairs.is_empty() {
+            h.insert(
+                COOKIE,
+                HeaderValue::from_str(&pairs.join("; ")).expect("cookie"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn attributes_and_host_prefix() {
+        let set = spec(true, None).store("v", Layout::Absent);
+        assert_eq!(set.len(), 1);
+        let text = set[0].to_str().expect("ascii");
+        assert!(text.starts_with("__Host-store_rt=v"), "{text}");
+        for attr in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=3600",
+        ] {
+            assert!(text.contains(attr), "{attr} missing: {text}");
+        }
+        assert!(!text.contains("Domain"), "{text}");
+
+        let text = spec(true, Some("example.com")).store("v", Layout::Absent)[0]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(text.starts_with("store_rt=v"), "{text}");
+        assert!(text.contains("Domain=example.com"), "{text}");
+
+        let text = spec(false, None).store("v", Layout::Absent)[0]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            text.starts_with("store_rt=v") && !text.contains("Secure"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn large_values_round_trip_in_chunks_and_stale_chunks_are_cleared() {
+        let s = spec(true, None);
+        let big: String = "x".repeat(CHUNK_SIZE * 2 + 10);
+        let set = s.store(&big, Layout::Absent);
+        assert_eq!(set.len(), 3);
+        for v in &set {
+            assert!(v.len() < 4096, "a chunk exceeds the browser limit");
+        }
+        let (value, layout) = s.read(&request(&set));
+        assert_eq!(value.as_deref(), Some(big.as_str()));
+        assert_eq!(layout, Layout::Chunks(3));
+
+        // Shrinks to one chunk's worth: single cookie, the three chunks cleared.
+        let set = s.store("small", Layout::Chunks(3));
+        let cleared = set
+            .iter()
+            .filter(|v| v.to_str().is_ok_and(|t| t.contains("Max-Age=0")))
+            .count();
+        assert_eq!(cleared, 3);
+        assert_eq!(
+            s.read(&request(&set)),
+            (Some("small".into()), Layout::Single)
+        );
+
+        // Grows back: the single cookie is cleared.
+        let set = s.store(&big, Layout::Single);
+        assert!(set.iter().any(|v| v
+            .to_str()
+            .is_ok_and(|t| t.starts_with("__Host-store_rt=;") && t.contains("Max-Age=0"))));
+    }
+
+    #[test]
+    fn a_gap_in_the_chunks_reads_as_no_value() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("__Host-store_rt.0=a; __Host-store_rt.2=c"),
+        );
+        assert_eq!(spec(true, None).read(&h), (None, Layout::Chunks(2)));
+    }
+
+    #[test]
+    fn strip_removes_only_gateway_cookies() {
+        let rt = spec(true, None);
+        let at = CookieSpec {
+            name: "store_at".into(),
+            ..spec(true, None)
+        };
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_static(
+                "theme=dark; __Host-store_rt=secret; __Host-store_at.0=a; cart=3",
+            ),
+        );
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("__Host-store_at.1=b; __Host-store_rtx=keep"),
+        );
+        strip(&mut h, &[&rt, &at]);
+        assert_eq!(h.get_all(COOKIE).iter().count(), 1);
+        assert_eq!(h[COOKIE], "theme=dark; cart=3; __Host-store_rtx=keep");
+
+        let mut only_ours = HeaderMap::new();
+        only_ours.insert(COOKIE, HeaderValue::from_static("__Host-store_rt=x"));
+        strip(&mut only_ours, &[&rt]);
+        assert!(!only_ours.contains_key(COOKIE));
+    }
+
+    #[test]
+    fn sealed_values_are_opaque_and_tamper_evident() {
+        assert!(Sealer::new(&[7u8; 31]).is_none(), "short keys are refused");
+        let sealer = Sealer::new(&[7u8; 32]).expect("key");
+        let sealed = sealer.seal("rt", r#"{"rt":"refresh-token","sub":"user-1"}"#);
+        assert!(!sealed.contains("refresh-token"));
+        assert_eq!(
+            sealer.open("rt", &sealed).as_deref(),
+            Some(r#"{"rt":"refresh-token","sub":"user-1"}"#)
+        );
+        // Another name, another key, a flipped character: nothing.
+        assert_eq!(sealer.open("at", &sealed), None);
+        let other = Sealer::new(&[8u8; 32]).expect("key");
+        assert_eq!(other.open("rt", &sealed), None);
+        let mut bytes = sealed.into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).expect("ascii");
+        assert_eq!(sealer.open("rt", &tampered), None);
+    }
+}
