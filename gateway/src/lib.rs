@@ -32,6 +32,7 @@ pub mod connection;
 pub mod cookies;
 pub mod error;
 pub mod forward;
+pub mod idp;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod forwarding;
+mod idp_client;
 mod parking;
 mod pooling;
 mod routing;

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod idp;
 pub mod process;
 pub mod tls;
 pub mod upstream;
