@@ -42,6 +42,7 @@ pub mod request_id;
 pub mod return_to;
 pub mod route;
 pub mod server;
+pub mod single_flight;
 pub mod telemetry;
 pub mod tls;
 pub mod verify;

@@ -1,0 +1,241 @@
+//! Single-flight: concurrent requests that need the same refresh share one
+//! IdP call and its result.
+//!
+//! Input: a key (the refresh token), the work to do once (the IdP call), the
+//! current time and a grace period. Output: the work's result, to every caller
+//! that asked while it ran, and to callers arriving within the grace period
+//! after it finished (other tabs still sending the old refresh token). An IdP
+//! that rotates refresh tokens (one-time use) thus never sees a replay, which
+//! some IdPs punish by revoking the whole session.
+//!
+//! The work runs in its own task and records its own result, so a caller
+//! that goes away (client closed the tab) cannot strand the others. Keys are spread over shards, each with
+//! its own short-held lock: no global lock, and the lock is never held across
+//! an await.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+const SHARDS: usize = 16;
+
+enum Entry<V> {
+    Running(watch::Receiver<Option<V>>),
+    Done { value: V, until: Instant },
+}
+
+/// Who did the work for a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// This caller started the work.
+    Leader,
+    /// This caller waited for work another caller started.
+    Follower,
+    /// The work had finished within the grace period; its result was reused.
+    Late,
+}
+
+/// Shared in-flight and recently finished work, by key.
+pub struct SingleFlight<V> {
+    shards: Arc<Vec<Mutex<HashMap<String, Entry<V>>>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<V> Default for SingleFlight<V> {
+    fn default() -> Self {
+        SingleFlight {
+            shards: Arc::new((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect()),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding a shard leaves plain data behind: go on.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
+    fn shard_index(&self, key: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        (h.finish() as usize) % SHARDS
+    }
+
+    /// Runs `work` once for `key` among concurrent callers and callers within
+    /// `grace` of its end; everyone gets a clone of its result. `None` only if
+    /// the work task died without a result (it panicked).
+    pub async fn run<F, Fut>(
+        &self,
+        key: &str,
+        now: Instant,
+        grace: Duration,
+        work: F,
+    ) -> Option<(V, Role)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        let index = self.shard_index(key);
+        let (mut rx, role) = {
+            let mut shard = lock(&self.shards[index]);
+            // Drop finished entries whose grace is over (bounded work: one shard).
+            shard.retain(|_, e| !matches!(e, Entry::Done { until, .. } if *until <= now));
+            match shard.get(key) {
+                Some(Entry::Done { value, .. }) => return Some((value.clone(), Role::Late)),
+                Some(Entry::Running(rx)) => (rx.clone(), Role::Follower),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    shard.insert(key.to_owned(), Entry::Running(rx.clone()));
+                    let fut = work();
+                    let shards = self.shards.clone();
+                    let key = key.to_owned();
+                    // The work owns its completion: whoever asked may go away.
+                    tokio::spawn(async move {
+                        let value = fut.await;
+                        let until = Instant::now() + grace;
+                        lock(&shards[index]).insert(
+                            key,
+                            Entry::Done {
+                                value: value.clone(),
+                                until,
+                            },
+                        );
+                        let _ = tx.send(Some(value));
+                    });
+                    (rx, Role::Leader)
+                }
+            }
+        };
+        loop {
+            if let Some(value) = rx.borrow_and_update().clone() {
+                return Some((value, role));
+            }
+            if rx.changed().await.is_err() {
+                let value = rx.borrow().clone();
+                if value.is_none() {
+                    lock(&self.shards[index]).remove(key);
+                }
+                return value.map(|v| (v, role));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const GRACE: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_burst_makes_one_call_and_everyone_gets_its_result() {
+        let flight = Arc::new(SingleFlight::<String>::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let (flight, calls, gate) = (flight.clone(), calls.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                flight
+                    .run("rt-1", Instant::now(), GRACE, || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        gate.notified().await;
+                        "new tokens".to_owned()
+                    })
+                    .await
+                    .expect("a result")
+            }));
+        }
+        // Let every task register, then finish the one call.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_waiters();
+        gate.notify_one();
+        let mut leaders = 0;
+        for t in tasks {
+            let (value, role) = t.await.expect("task");
+            assert_eq!(value, "new tokens");
+            leaders += usize::from(role == Role::Leader);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(leaders, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_callers_within_the_grace_period_reuse_the_result() {
+        let flight = SingleFlight::<u32>::default();
+        let calls = AtomicUsize::new(0);
+        let work = || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { 7 }
+        };
+        assert_eq!(
+            flight.run("rt", Instant::now(), GRACE, work).await,
+            Some((7, Role::Leader))
+        );
+        tokio::time::advance(GRACE - Duration::from_secs(1)).await;
+        let again = || async { 8 };
+        assert_eq!(
+            flight.run("rt", Instant::now(), GRACE, again).await,
+            Some((7, Role::Late))
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            flight
+                .run("rt", Instant::now(), GRACE, || async { 9 })
+                .await,
+            Some((9, Role::Leader))
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_does_not_strand_the_others() {
+        let flight = Arc::new(SingleFlight::<u32>::default());
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let g = gate.clone();
+        let f = flight.clone();
+        let leader = tokio::spawn(async move {
+            f.run("rt", Instant::now(), GRACE, || async move {
+                g.notified().await;
+                1
+            })
+            .await
+        });
+        tokio::task::yield_now().await;
+        let f = flight.clone();
+        let follower =
+            tokio::spawn(async move { f.run("rt", Instant::now(), GRACE, || async { 2 }).await });
+        tokio::task::yield_now().await;
+        leader.abort();
+        gate.notify_one();
+        let (value, role) = tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .expect("follower finishes")
+            .expect("task")
+            .expect("a result");
+        assert_eq!((value, role), (1, Role::Follower));
+    }
+
+    #[tokio::test]
+    async fn different_keys_do_not_share() {
+        let flight = SingleFlight::<&'static str>::default();
+        let now = Instant::now();
+        assert_eq!(
+            flight.run("a", now, GRACE, || async { "a" }).await,
+            Some(("a", Role::Leader))
+        );
+        assert_eq!(
+            flight.run("b", now, GRACE, || async { "b" }).await,
+            Some(("b", Role::Leader))
+        );
+    }
+}
