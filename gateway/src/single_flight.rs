@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,8 +41,11 @@ pub enum Role {
 }
 
 /// Shared in-flight and recently finished work, by key.
+/// One shard: the entries whose keys hash to it.
+type Shard<V> = Mutex<HashMap<String, Entry<V>>>;
+
 pub struct SingleFlight<V> {
-    shards: Arc<Vec<Mutex<HashMap<String, Entry<V>>>>>,
+    shards: Arc<Vec<Shard<V>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -62,9 +65,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
     fn shard_index(&self, key: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        (h.finish() as usize) % SHARDS
+        (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
     /// Runs `work` once for `key` among concurrent callers and callers within
