@@ -40,10 +40,10 @@ pub enum Role {
     Late,
 }
 
-/// Shared in-flight and recently finished work, by key.
 /// One shard: the entries whose keys hash to it.
 type Shard<V> = Mutex<HashMap<String, Entry<V>>>;
 
+/// Shared in-flight and recently finished work, by key.
 pub struct SingleFlight<V> {
     shards: Arc<Vec<Shard<V>>>,
     hasher: std::collections::hash_map::RandomState,
