@@ -44,6 +44,7 @@ pub mod route;
 pub mod server;
 pub mod single_flight;
 pub mod telemetry;
+pub mod throttle;
 pub mod tls;
 pub mod verify;
 
