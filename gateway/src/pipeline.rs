@@ -127,8 +127,9 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let in_flight = conn.activity.begin_request();
-    let started = Instant::now();
     let gateway = &conn.gateway;
+    // Only the access log needs the clock here.
+    let started = gateway.config.log.access.then(Instant::now);
     let method = req.method().clone();
     let json = pages::wants_json(req.headers());
     let mut ctx = RequestCtx {
@@ -161,7 +162,7 @@ pub async fn handle(
         None => &gateway.unrouted,
     };
     metrics.request(&method, status);
-    if gateway.config.log.access {
+    if let Some(started) = started {
         tracing::info!(
             parent: &span,
             status = status.as_u16(),
