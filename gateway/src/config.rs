@@ -73,7 +73,8 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM private key file.
     pub key: PathBuf,
-    /// The rustls server configuration built from them (ALPN `h2`, `http/1.1`).
+    /// The rustls server configuration built from them (ALPN `h2` when
+    /// `server.http2` is on, and `http/1.1`).
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -453,7 +454,7 @@ impl RawServer {
         let tls = match self.tls {
             None => None,
             Some(t) => Some(TlsConfig {
-                server_config: crate::tls::server_config(&t.cert, &t.key)?,
+                server_config: crate::tls::server_config(&t.cert, &t.key, self.http2)?,
                 cert: t.cert,
                 key: t.key,
             }),

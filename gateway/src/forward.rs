@@ -46,7 +46,7 @@ pub struct ClientSide<'a> {
     /// Whether the peer is a trusted proxy.
     pub trusted: bool,
     /// The host the client asked for (authority or `Host`), as sent.
-    pub host: Option<&'a HeaderValue>,
+    pub host: &'a HeaderValue,
     /// The request id to pass upstream.
     pub request_id: &'a HeaderValue,
 }
@@ -82,9 +82,9 @@ pub async fn forward(
         client.trusted,
     );
     headers.insert(request_id::HEADER, client.request_id.clone());
-    let host = match (target.preserve_host, client.host) {
-        (true, Some(host)) => host.clone(),
-        _ => target.host_header.clone(),
+    let host = match target.preserve_host {
+        true => client.host.clone(),
+        false => target.host_header.clone(),
     };
     headers.insert(HOST, host);
 

@@ -214,7 +214,7 @@ async fn run(
             peer: &conn.peer_value,
             proto: conn.proto,
             trusted: conn.trusted,
-            host: Some(&host),
+            host: &host,
             request_id: &ctx.request_id,
         },
     )

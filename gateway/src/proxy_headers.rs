@@ -107,7 +107,7 @@ pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: &HeaderValue,
     proto: &'static str,
-    host: Option<&HeaderValue>,
+    host: &HeaderValue,
     trusted: bool,
 ) {
     let xff = match (trusted, joined(headers, &X_FORWARDED_FOR)) {
@@ -123,14 +123,7 @@ pub fn set_forwarded(
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host {
-            Some(h) => {
-                headers.insert(X_FORWARDED_HOST, h.clone());
-            }
-            None => {
-                headers.remove(X_FORWARDED_HOST);
-            }
-        }
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
     if !trusted {
         headers.remove(FORWARDED);
@@ -210,7 +203,7 @@ mod tests {
             &mut h,
             &peer_value("10.0.0.9".parse().expect("ip")),
             "http",
-            Some(&host),
+            &host,
             false,
         );
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
@@ -236,7 +229,7 @@ mod tests {
             &mut h,
             &peer_value("10.0.0.9".parse().expect("ip")),
             "http",
-            Some(&host),
+            &host,
             trusted,
         );
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.9");

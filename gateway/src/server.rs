@@ -62,13 +62,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let prometheus = metrics::install();
-    let tls = config.server.tls.as_ref().map(|tls| {
-        let mut server_config = (*tls.server_config).clone();
-        if !config.server.http2 {
-            server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        }
-        TlsAcceptor::from(Arc::new(server_config))
-    });
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(|tls| TlsAcceptor::from(tls.server_config.clone()));
     let protocols = Arc::new(Protocols::new(&config));
     let grace = config.server.shutdown_grace;
     let gateway = Arc::new(Gateway::new(config));

@@ -1,7 +1,7 @@
 //! TLS termination: PEM certificate chain and private key → rustls server config.
 //!
 //! Input: the two file paths from `[server.tls]`. Output: an
-//! `Arc<rustls::ServerConfig>` offering ALPN `h2` and `http/1.1`.
+//! `Arc<rustls::ServerConfig>` offering ALPN `h2` (when HTTP/2 is on) and `http/1.1`.
 //! Failure: a config error naming `server.tls.cert` or `server.tls.key` and
 //! what is wrong (missing file, no certificate in it, key does not match).
 
@@ -20,8 +20,13 @@ fn invalid(key: &str, message: String) -> ConfigError {
     }
 }
 
-/// Loads `cert` and `key` and builds the server configuration.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+/// Loads `cert` and `key` and builds the server configuration; ALPN offers
+/// `h2` only when `http2` is on.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    http2: bool,
+) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
     let read = |k: &str, path: &Path| {
         std::fs::read(path).map_err(|e| invalid(k, format!("cannot read {}: {e}", path.display())))
     };
@@ -59,6 +64,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
                 format!("{} does not match the certificate: {e}", key.display()),
             )
         })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(config))
 }
