@@ -6,7 +6,6 @@
 //! draining); `/metrics` renders Prometheus text.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
@@ -65,7 +64,7 @@ fn answer(
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            if gateway.ready.load(Ordering::Acquire) {
+            if gateway.is_ready() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

@@ -277,6 +277,31 @@ impl Idp {
     }
 }
 
+/// The endpoints OIDC discovery publishes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovered {
+    /// `token_endpoint`.
+    pub token_endpoint: Url,
+    /// `jwks_uri`.
+    pub jwks_uri: Option<Url>,
+    /// `revocation_endpoint` (RFC 8414).
+    pub revocation_endpoint: Option<Url>,
+}
+
+/// Reads `{issuer}/.well-known/openid-configuration`.
+pub async fn discover(issuer: &str, timeout: Duration) -> Result<Discovered, IdpError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| IdpError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+    let response = http.get(url).send().await.map_err(unavailable)?;
+    read_json(response).await
+}
+
 /// Adds client authentication and the form body.
 fn authenticate(
     request: reqwest::RequestBuilder,
@@ -316,6 +341,11 @@ fn unavailable(e: reqwest::Error) -> IdpError {
 fn check_status(status: reqwest::StatusCode) -> Result<(), IdpError> {
     if status.is_success() {
         Ok(())
+    } else if status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+    {
+        // The IdP is busy, not saying no: nobody gets logged out for it.
+        Err(IdpError::Unavailable(format!("HTTP {status}")))
     } else if status.is_client_error() {
         Err(IdpError::Rejected {
             status: status.as_u16(),
@@ -359,7 +389,7 @@ mod tests {
                 matches!(check_status(status), Err(IdpError::Rejected { status: s }) if s == refused)
             );
         }
-        for down in [500, 502, 503, 504] {
+        for down in [408, 429, 500, 502, 503, 504] {
             let status = reqwest::StatusCode::from_u16(down).expect("status");
             assert!(matches!(
                 check_status(status),

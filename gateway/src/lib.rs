@@ -26,22 +26,31 @@
 //! ```
 
 pub mod admin;
+pub mod auth;
+pub mod authorize;
 pub mod body;
 pub mod config;
 pub mod connection;
 pub mod cookies;
+pub mod csrf;
 pub mod error;
 pub mod forward;
+pub mod identity;
 pub mod idp;
+pub mod login;
+pub mod login_page;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;
 pub mod pool;
 pub mod proxy_headers;
+pub mod public;
+pub mod refresh;
 pub mod request_id;
 pub mod return_to;
 pub mod route;
 pub mod server;
+pub mod session;
 pub mod single_flight;
 pub mod telemetry;
 pub mod throttle;

@@ -109,6 +109,32 @@ fn summary(path: &std::path::Path, config: &gateway::Config) -> String {
             app.path_prefix,
             app.upstream.url
         );
+        match &app.auth {
+            None => {
+                let _ = writeln!(out, "  login: off (served without login)");
+            }
+            Some(auth) => {
+                let idp = &auth.idp;
+                let _ = writeln!(
+                    out,
+                    "  login: client {} at {} ({:?}), {}/login, cookies {} + {}{}",
+                    auth.client.id,
+                    idp.issuer
+                        .as_deref()
+                        .or(idp.token_endpoint.as_ref().map(|u| u.as_str()))
+                        .unwrap_or("?"),
+                    idp.kind,
+                    auth.gateway_path,
+                    auth.jwt_cookie.wire_name(),
+                    auth.refresh_cookie.wire_name(),
+                    if auth.jwt_cookie.secure {
+                        ""
+                    } else {
+                        " (NOT secure)"
+                    }
+                );
+            }
+        }
     }
     out
 }

@@ -27,6 +27,24 @@ pub const OPEN_TUNNELS: &str = "gateway_open_tunnels";
 /// Idle HTTP/1 connections holding only their socket (buffers released).
 pub const PARKED_CONNECTIONS: &str = "gateway_parked_connections";
 
+/// Login attempts, by `app` and `outcome` (`success`, `rejected`,
+/// `unavailable`, `csrf`, `throttled`).
+pub const LOGINS_TOTAL: &str = "gateway_logins_total";
+/// Logouts, by `app` and `revoked` (`true`, `false`: the IdP was not reached).
+pub const LOGOUTS_TOTAL: &str = "gateway_logouts_total";
+/// Refreshes done at the IdP, by `app` and `outcome` (`success`, `rejected`,
+/// `unavailable`, `invalid`).
+pub const REFRESHES_TOTAL: &str = "gateway_refreshes_total";
+/// Requests that shared another request's refresh instead of calling the IdP,
+/// by `app` and `role` (`follower`: joined while it ran; `late`: within the grace period).
+pub const REFRESH_WAITERS_TOTAL: &str = "gateway_refresh_waiters_total";
+/// JWKS fetches, by `reason` (`startup`, `unknown_kid`) and `outcome` (`success`, `failure`).
+pub const JWKS_FETCHES_TOTAL: &str = "gateway_jwks_fetches_total";
+/// Token verification cache lookups, by `app` and `result` (`hit`, `miss`).
+pub const TOKEN_CACHE_TOTAL: &str = "gateway_token_cache_total";
+/// Login attempts refused by throttling, by `app` and `by` (`ip`, `username`).
+pub const LOGIN_THROTTLED_TOTAL: &str = "gateway_login_throttled_total";
+
 /// The `app` label of requests that matched no app.
 pub const NO_APP: &str = "(none)";
 
@@ -74,6 +92,28 @@ fn describe() {
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Client connections currently open.");
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted.");
     metrics::describe_gauge!(OPEN_TUNNELS, "Upgraded (WebSocket) tunnels currently open.");
+    metrics::describe_counter!(LOGINS_TOTAL, "Login attempts, by app and outcome.");
+    metrics::describe_counter!(
+        LOGOUTS_TOTAL,
+        "Logouts, by app and whether the IdP revoked the token."
+    );
+    metrics::describe_counter!(
+        REFRESHES_TOTAL,
+        "Refreshes done at the IdP, by app and outcome."
+    );
+    metrics::describe_counter!(
+        REFRESH_WAITERS_TOTAL,
+        "Requests that shared another request's refresh, by app and role."
+    );
+    metrics::describe_counter!(JWKS_FETCHES_TOTAL, "JWKS fetches, by reason and outcome.");
+    metrics::describe_counter!(
+        TOKEN_CACHE_TOTAL,
+        "Verified-token cache lookups, by app and result."
+    );
+    metrics::describe_counter!(
+        LOGIN_THROTTLED_TOTAL,
+        "Login attempts refused by throttling, by app and key kind."
+    );
     metrics::describe_gauge!(
         PARKED_CONNECTIONS,
         "Idle HTTP/1 keep-alive connections whose buffers are released."
@@ -151,4 +191,64 @@ pub fn connections() -> &'static ConnectionMetrics {
         tunnels: metrics::gauge!(OPEN_TUNNELS),
         parked: metrics::gauge!(PARKED_CONNECTIONS),
     })
+}
+
+/// Cached handles for one app's login workflow.
+pub struct AuthMetrics {
+    name: &'static str,
+    cache_hit: Counter,
+    cache_miss: Counter,
+}
+
+impl AuthMetrics {
+    /// Handles for the app called `name`.
+    pub fn new(name: &str) -> AuthMetrics {
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        AuthMetrics {
+            name,
+            cache_hit: metrics::counter!(TOKEN_CACHE_TOTAL, "app" => name, "result" => "hit"),
+            cache_miss: metrics::counter!(TOKEN_CACHE_TOTAL, "app" => name, "result" => "miss"),
+        }
+    }
+
+    /// A token verification served from the cache (`true`) or computed.
+    pub fn cache(&self, hit: bool) {
+        if hit {
+            self.cache_hit.increment(1);
+        } else {
+            self.cache_miss.increment(1);
+        }
+    }
+
+    /// A login attempt's outcome.
+    pub fn login(&self, outcome: &'static str) {
+        metrics::counter!(LOGINS_TOTAL, "app" => self.name, "outcome" => outcome).increment(1);
+    }
+
+    /// A logout, and whether the IdP revoked the token.
+    pub fn logout(&self, revoked: bool) {
+        let revoked = if revoked { "true" } else { "false" };
+        metrics::counter!(LOGOUTS_TOTAL, "app" => self.name, "revoked" => revoked).increment(1);
+    }
+
+    /// A refresh call's outcome.
+    pub fn refresh(&self, outcome: &'static str) {
+        metrics::counter!(REFRESHES_TOTAL, "app" => self.name, "outcome" => outcome).increment(1);
+    }
+
+    /// A request that shared a refresh (`follower` or `late`).
+    pub fn refresh_waiter(&self, role: &'static str) {
+        metrics::counter!(REFRESH_WAITERS_TOTAL, "app" => self.name, "role" => role).increment(1);
+    }
+
+    /// A login attempt refused by throttling (`ip` or `username`).
+    pub fn throttled(&self, by: &'static str) {
+        metrics::counter!(LOGIN_THROTTLED_TOTAL, "app" => self.name, "by" => by).increment(1);
+    }
+}
+
+/// Counts one JWKS fetch.
+pub fn jwks_fetch(reason: &'static str, success: bool) {
+    let outcome = if success { "success" } else { "failure" };
+    metrics::counter!(JWKS_FETCHES_TOTAL, "reason" => reason, "outcome" => outcome).increment(1);
 }

@@ -3,13 +3,23 @@
 //! ```text
 //! handle (outer): request id, span, metrics, Error → response
 //!   └─ run (inner):
-//!        route    host (+ path prefix) → app, or 404
-//!        forward  strip hop-by-hop, set X-Forwarded-*, stream to the upstream
+//!        route      host (+ path prefix) → app, or 404
+//!        identity   client-sent identity headers out (every route)
+//!        login      the app's own endpoints under its reserved prefix
+//!        public     public paths skip the session stages
+//!        session    the app's JWT and sealed refresh cookies
+//!        verify     signature, algorithm, iss, aud, client, time (cached per token)
+//!        refresh    expired: single-flight refresh at the IdP, new cookies
+//!        authorize  required roles
+//!        forward    gateway cookies out, identity headers in, hop-by-hop out,
+//!                   X-Forwarded-* in, stream to the upstream
+//!        response   + Set-Cookie from a refresh; upstream cookies that would
+//!                   overwrite the gateway's dropped
 //! ```
 //!
-//! Authentication stages (own endpoints, session, verify, refresh, authorize)
-//! slot in between `route` and `forward`; each is a plain async function
-//! returning "continue" or "respond now".
+//! Each stage is a plain function returning "continue" or an [`Error`] that
+//! the outer handler turns into the answer (a login redirect, 401 JSON, a
+//! page).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,23 +27,28 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::HOST;
-use http::{HeaderValue, Request, Response};
+use http::header::{ACCEPT, HOST, LOCATION, SET_COOKIE, UPGRADE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::auth::{self, unix_now, AppAuth, Checked, IdpState, LoginShared};
 use crate::body::Body;
-use crate::config::{AppConfig, Config};
+use crate::config::{AppConfig, Config, RefreshMode};
 use crate::connection::Activity;
-use crate::error::Error;
+use crate::error::{Error, Relogin};
 use crate::forward::{self, ClientSide, Target};
 use crate::metrics::{AppMetrics, NO_APP};
 use crate::pages;
 use crate::pool::{self, Upstream};
+use crate::refresh::{self, Renewed};
 use crate::request_id;
 use crate::route::Router;
+use crate::session::{self, Session};
+use crate::verify::VerifyError;
+use crate::{authorize, identity, login, public};
 
 /// Everything the request path shares, built once at start-up.
 pub struct Gateway {
@@ -46,8 +61,11 @@ pub struct Gateway {
     pub tunnels: TaskTracker,
     /// Fired when the shutdown grace period is over: what is left is cut.
     pub stop: CancellationToken,
-    /// Whether `/readyz` reports ready.
+    /// Whether the listener is accepting (`/readyz` also waits for the IdPs).
     pub ready: AtomicBool,
+    /// The IdPs the apps use (keys load in the background).
+    pub idps: Vec<Arc<IdpState>>,
+    login: LoginShared,
 }
 
 /// One app with its runtime state.
@@ -55,11 +73,14 @@ struct App {
     config: AppConfig,
     metrics: AppMetrics,
     upstream: Upstream,
+    auth: Option<Arc<AppAuth>>,
 }
 
 impl Gateway {
-    /// Builds the routing table, per-app state and the upstream pool.
-    pub fn new(config: Config) -> Gateway {
+    /// Builds the routing table, per-app state, the upstream pool and the
+    /// login workflow's state. Fails only on a login page template that
+    /// does not compile.
+    pub fn new(config: Config) -> Result<Gateway, String> {
         let router = Router::new(
             config
                 .apps
@@ -73,10 +94,13 @@ impl Gateway {
             u.pool_idle_timeout,
             u.pool_max_idle_per_host,
         ));
+        let (auths, idps) = auth::build(&config.apps, &config.session)?;
         let apps = config
             .apps
             .iter()
-            .map(|app| App {
+            .zip(auths)
+            .map(|(app, auth)| App {
+                auth,
                 metrics: AppMetrics::new(&app.name),
                 upstream: Upstream::new(
                     app.upstream.scheme.clone(),
@@ -86,15 +110,24 @@ impl Gateway {
                 config: app.clone(),
             })
             .collect();
-        Gateway {
+        Ok(Gateway {
             router,
             apps,
             unrouted: AppMetrics::new(NO_APP),
             tunnels: TaskTracker::new(),
             stop: CancellationToken::new(),
             ready: AtomicBool::new(false),
+            idps,
+            login: LoginShared::new(&config.login),
             config,
-        }
+        })
+    }
+
+    /// Whether `/readyz` should say ready: accepting, and every IdP's
+    /// endpoints and keys loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+            && self.idps.iter().all(|idp| idp.is_ready())
     }
 }
 
@@ -199,8 +232,35 @@ async fn run(
     let app = &gateway.apps[index];
     tracing::Span::current().record("app", app.config.name.as_str());
 
+    let mut req = req;
+    identity::strip_client(req.headers_mut(), app.auth.as_deref());
+    let mut set_cookies = Vec::new();
+    if let Some(auth) = &app.auth {
+        if login::owns(auth, req.uri().path()) {
+            let caller = login::Caller {
+                ip: client_ip(conn, req.headers()),
+            };
+            return login::endpoint(auth, &gateway.login, caller, req).await;
+        }
+        if !public::is_public(auth, req.uri().path()) {
+            let session = session::read(auth, req.headers());
+            let renewed = authenticate(auth, &session, &req).await?;
+            if !renewed.set_cookies.is_empty()
+                && auth.session.refresh_mode == RefreshMode::Redirect
+                && req.method() == Method::GET
+                && is_navigation(&req)
+            {
+                return Ok(reload(&req, renewed.set_cookies));
+            }
+            authorize::stage(auth, &renewed.identity)?;
+            identity::apply(req.headers_mut(), &renewed.identity);
+            set_cookies = renewed.set_cookies;
+        }
+        session::strip(auth, req.headers_mut());
+    }
+
     // forward
-    let (response, upstream_time) = forward::forward(
+    let (mut response, upstream_time) = forward::forward(
         gateway.config.upstream.response_timeout,
         &gateway.tunnels,
         &gateway.stop,
@@ -220,7 +280,126 @@ async fn run(
     )
     .await?;
     app.metrics.upstream_latency(upstream_time);
+    if let Some(auth) = &app.auth {
+        finish_response(auth, &mut response, set_cookies);
+    }
     Ok(response)
+}
+
+/// The session, verify and refresh stages: the identity to forward with.
+async fn authenticate(
+    auth: &Arc<AppAuth>,
+    session: &Session,
+    req: &Request<Incoming>,
+) -> Result<Renewed, Error> {
+    let now = unix_now();
+    let checked = match &session.jwt {
+        Some(jwt) => auth.check(jwt, now).await,
+        None => Err(VerifyError::Malformed),
+    };
+    match checked {
+        Ok(Checked::Valid(identity)) if !auth.due_for_refresh(&identity, now) => Ok(Renewed {
+            identity,
+            set_cookies: Vec::new(),
+        }),
+        checked => {
+            refresh::stage(auth, session, checked, |clear| {
+                relogin(auth, req, session, clear)
+            })
+            .await
+        }
+    }
+}
+
+/// Sends the client to the login page (or tells an API client to log in).
+fn relogin(auth: &AppAuth, req: &Request<Incoming>, session: &Session, clear: bool) -> Error {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = format!(
+        "{}?return_to={}",
+        auth.config.login_path(),
+        url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+    );
+    Error::LoginRequired(Box::new(Relogin {
+        location,
+        navigation: is_navigation(req),
+        challenge: login::challenge(auth),
+        clear: if clear {
+            session::clear(auth, session)
+        } else {
+            Vec::new()
+        },
+    }))
+}
+
+/// A browser loading a page: GET or HEAD, HTML accepted, not a script's
+/// request and not a WebSocket upgrade.
+fn is_navigation<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        && !headers.contains_key(UPGRADE)
+        && !headers.contains_key("x-requested-with")
+        && headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The article's redirect variant: new cookies, then the same URL again.
+fn reload(req: &Request<Incoming>, cookies: Vec<HeaderValue>) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    if let Ok(location) = HeaderValue::from_str(target) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    for cookie in cookies {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Drops upstream cookies that would overwrite the gateway's, then adds
+/// the refresh's cookies.
+fn finish_response(auth: &AppAuth, response: &mut Response<Body>, set_cookies: Vec<HeaderValue>) {
+    let headers = response.headers_mut();
+    if headers.contains_key(SET_COOKIE) {
+        let upstream: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+        if upstream.iter().any(|c| session::is_gateway_cookie(auth, c)) {
+            headers.remove(SET_COOKIE);
+            for cookie in upstream {
+                if session::is_gateway_cookie(auth, &cookie) {
+                    tracing::warn!("upstream Set-Cookie for a gateway cookie dropped");
+                } else {
+                    headers.append(SET_COOKIE, cookie);
+                }
+            }
+        }
+    }
+    for cookie in set_cookies {
+        headers.append(SET_COOKIE, cookie);
+    }
+}
+
+/// The client's address for throttling: the peer, or, behind a trusted
+/// proxy, the last address that proxy appended to `X-Forwarded-For`.
+fn client_ip(conn: &ConnInfo, headers: &http::HeaderMap) -> std::net::IpAddr {
+    if conn.trusted {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse().ok())
+            .next_back();
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    conn.peer.ip()
 }
 
 /// The host the client asked for: the URI authority (HTTP/2, absolute-form)

@@ -55,6 +55,23 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
+/// Says loudly what a production deployment should not run with.
+fn warn_about_development_settings(config: &Config) {
+    for app in &config.apps {
+        match &app.auth {
+            None => tracing::warn!(
+                app = app.name.as_str(),
+                "app served WITHOUT login (auth = false): every request reaches it anonymously"
+            ),
+            Some(auth) if !auth.jwt_cookie.secure => tracing::warn!(
+                app = app.name.as_str(),
+                "cookies.secure = false: session cookies travel over plain HTTP; for development only"
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then drains gracefully.
 pub async fn serve(
     listeners: Listeners,
@@ -69,8 +86,12 @@ pub async fn serve(
         .map(|tls| TlsAcceptor::from(tls.server_config.clone()));
     let protocols = Arc::new(Protocols::new(&config));
     let grace = config.server.shutdown_grace;
-    let gateway = Arc::new(Gateway::new(config));
+    let gateway = Arc::new(Gateway::new(config).map_err(std::io::Error::other)?);
     let cancel = CancellationToken::new();
+    for idp in &gateway.idps {
+        tokio::spawn(idp.clone().load(cancel.clone()));
+    }
+    warn_about_development_settings(&gateway.config);
     let connections = TaskTracker::new();
 
     if let Some(admin_listener) = listeners.admin {

@@ -15,11 +15,29 @@ const APP: &str = r#"
 name = "a"
 hosts = ["a.test"]
 upstream = "http://127.0.0.1:3001"
+auth = false
 "#;
 
-/// An `[[apps]]` table; `hosts` is a TOML array as written.
+/// An `[[apps]]` table without login; `hosts` is a TOML array as written.
 fn app(name: &str, hosts: &str, upstream: &str) -> String {
-    format!("[[apps]]\nname = {name:?}\nhosts = {hosts}\nupstream = {upstream:?}\n")
+    format!("[[apps]]\nname = {name:?}\nhosts = {hosts}\nupstream = {upstream:?}\nauth = false\n")
+}
+
+/// A minimal valid `[idp]` and `[session]` for apps with login.
+const IDP: &str = r#"
+[idp]
+token_endpoint = "http://127.0.0.1:9011/oauth2/token"
+jwks_uri = "http://127.0.0.1:9011/.well-known/jwks.json"
+[session]
+cookie_key = "0123456789abcdef0123456789abcdef"
+"#;
+
+/// An app with login; `extra` is appended to its table.
+fn login_app(extra: &str) -> String {
+    format!(
+        "[[apps]]\nname = \"s\"\nhosts = [\"s.test\"]\nupstream = \"http://127.0.0.1:3001\"\n\
+         client_id = \"s\"\nclient_secret = \"x\"\n{extra}\n"
+    )
 }
 
 /// Writes `toml` to `gateway.toml` in a fresh temp dir (kept alive by the guard).
@@ -123,6 +141,72 @@ fn reference_config_documents_the_defaults() {
     let (f, d) = (&file.apps[0], &defaults.apps[0]);
     assert_eq!(f.path_prefix, d.path_prefix, "apps[].path_prefix");
     assert_eq!(f.preserve_host, d.preserve_host, "apps[].preserve_host");
+
+    // The login keys, against an app with login and nothing else set.
+    let login = gateway::Config::from_toml(&format!("{IDP}{}", login_app("")))
+        .expect("minimal login config is valid");
+    let (f, d) = (&file.session, &login.session);
+    assert_eq!(f.refresh_before, d.refresh_before, "session.refresh_before");
+    assert_eq!(f.refresh_grace, d.refresh_grace, "session.refresh_grace");
+    assert_eq!(f.strict_binding, d.strict_binding, "session.binding");
+    assert_eq!(f.refresh_mode, d.refresh_mode, "session.refresh_mode");
+    assert_eq!(f.cache_capacity, d.cache_capacity, "session.cache_capacity");
+    let (f, d) = (&file.login, &login.login);
+    assert_eq!(f.per_ip_burst, d.per_ip_burst, "login.per_ip_burst");
+    assert_eq!(
+        f.per_ip_per_minute, d.per_ip_per_minute,
+        "login.per_ip_per_minute"
+    );
+    assert_eq!(f.per_user_burst, d.per_user_burst, "login.per_user_burst");
+    assert_eq!(
+        f.per_user_per_minute, d.per_user_per_minute,
+        "login.per_user_per_minute"
+    );
+    assert_eq!(
+        f.throttle_max_keys, d.throttle_max_keys,
+        "login.throttle_max_keys"
+    );
+    assert_eq!(
+        f.min_failure_time, d.min_failure_time,
+        "login.min_failure_time"
+    );
+    let f = file.apps[0].auth.as_ref().expect("store has login");
+    let d = login.apps[0].auth.as_ref().expect("login app");
+    let (fi, di) = (&f.idp, &d.idp);
+    assert_eq!(fi.scope, di.scope, "idp.scope");
+    assert_eq!(fi.algorithms, di.algorithms, "idp.algorithms");
+    assert_eq!(fi.audience, di.audience, "idp.audience");
+    assert_eq!(fi.client_claim, di.client_claim, "idp.client_claim");
+    assert_eq!(fi.identity_claim, di.identity_claim, "idp.identity_claim");
+    assert_eq!(fi.email_claim, di.email_claim, "idp.email_claim");
+    assert_eq!(fi.roles_claim, di.roles_claim, "idp.roles_claim");
+    assert_eq!(fi.leeway, di.leeway, "idp.leeway");
+    assert_eq!(fi.timeout, di.timeout, "idp.timeout");
+    assert_eq!(
+        fi.jwks_refetch_interval, di.jwks_refetch_interval,
+        "idp.jwks_refetch_interval"
+    );
+    assert_eq!(f.client.auth, d.client.auth, "apps[].client_auth");
+    assert_eq!(f.gateway_path, d.gateway_path, "apps[].gateway_path");
+    assert_eq!(f.landing_path, d.landing_path, "apps[].landing_path");
+    assert_eq!(f.required_roles, d.required_roles, "apps[].required_roles");
+    assert_eq!(f.jwt_cookie.name, d.jwt_cookie.name, "apps[].cookies.jwt");
+    assert_eq!(
+        f.refresh_cookie.name, d.refresh_cookie.name,
+        "apps[].cookies.refresh"
+    );
+    assert_eq!(
+        f.jwt_cookie.domain, d.jwt_cookie.domain,
+        "apps[].cookies.domain"
+    );
+    assert_eq!(
+        f.jwt_cookie.max_age, d.jwt_cookie.max_age,
+        "apps[].cookies.max_age"
+    );
+    let names = |h: &gateway::config::IdentityHeaders| {
+        h.names().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&f.headers), names(&d.headers), "apps[].headers");
 }
 
 #[test]
@@ -313,6 +397,76 @@ fn broken_configs_exit_2_naming_the_key() {
             "upstream is missing",
             "[[apps]]\nname = \"a\"\nhosts = [\"a.test\"]\n".to_owned(),
             vec!["apps[0].upstream: missing required key"],
+        ),
+        (
+            "an app with login but no [idp]",
+            format!("[session]\ncookie_key = \"0123456789abcdef0123456789abcdef\"\n{}", login_app("")),
+            vec!["idp: missing: apps[0] (s) has login"],
+        ),
+        (
+            "an app with login but no cookie key",
+            format!("[idp]\ntoken_endpoint = \"http://127.0.0.1:1/t\"\njwks_uri = \"http://127.0.0.1:1/j\"\n{}", login_app("")),
+            vec!["session.cookie_key: missing", "openssl rand"],
+        ),
+        (
+            "a short cookie key",
+            format!("{}{}", IDP.replace("0123456789abcdef0123456789abcdef", "short"), login_app("")),
+            vec!["session.cookie_key: is 5 bytes; at least 32"],
+        ),
+        (
+            "no client secret",
+            format!("{IDP}[[apps]]\nname = \"s\"\nhosts = [\"s.test\"]\nupstream = \"http://127.0.0.1:3001\"\nclient_id = \"s\"\n"),
+            vec!["apps[0].client_secret: missing"],
+        ),
+        (
+            "algorithm none",
+            format!("{}{}", IDP.replace("[idp]\n", "[idp]\nalgorithms = [\"RS256\", \"none\"]\n"), login_app("")),
+            vec![r#"idp.algorithms[1]: "none" is not an accepted algorithm"#],
+        ),
+        (
+            "HS256 without a secret",
+            format!("{}{}", IDP.replace("[idp]\n", "[idp]\nalgorithms = [\"HS256\"]\n"), login_app("")),
+            vec!["apps[0].idp.hmac_secret: missing"],
+        ),
+        (
+            "token endpoint is not a URL",
+            format!("{}{}", IDP.replace("http://127.0.0.1:9011/oauth2/token", "nope"), login_app("")),
+            vec![r#"idp.token_endpoint: "nope" is not an http(s) URL"#],
+        ),
+        (
+            "an app's IdP override is not a URL",
+            format!("{IDP}{}", login_app("[apps.idp]\njwks_uri = \"ftp://x\"")),
+            vec![r#"apps[0].idp.jwks_uri: "ftp://x" is not an http(s) URL"#],
+        ),
+        (
+            "neither token endpoint nor issuer",
+            format!("[idp]\njwks_uri = \"http://127.0.0.1:1/j\"\n[session]\ncookie_key = \"0123456789abcdef0123456789abcdef\"\n{}", login_app("")),
+            vec!["apps[0].idp.token_endpoint: missing"],
+        ),
+        (
+            "public path with a dot segment",
+            format!("{IDP}{}", login_app("public_paths = [\"/static/../x\"]")),
+            vec![r#"apps[0].public_paths[0]: "/static/../x""#],
+        ),
+        (
+            "login template that does not exist",
+            format!("{IDP}{}", login_app("login_template = \"/nonexistent/login.html\"")),
+            vec!["apps[0].login_template: /nonexistent/login.html"],
+        ),
+        (
+            "both cookies with one name",
+            format!("{IDP}{}", login_app("[apps.cookies]\njwt = \"c\"\nrefresh = \"c\"")),
+            vec!["apps[0].cookies.refresh: must differ"],
+        ),
+        (
+            "identity header that is not a header name",
+            format!("{IDP}{}", login_app("[apps.headers]\nuser = \"X User\"")),
+            vec![r#"apps[0].headers.user: "X User" is not a header name"#],
+        ),
+        (
+            "unknown key in [session]",
+            format!("{IDP}bogus = 1\n{}", login_app("")),
+            vec!["session.bogus: unknown key"],
         ),
         (
             "TLS certificate file does not exist",

@@ -25,6 +25,14 @@ use serde::Deserialize;
 
 use crate::route::HostPattern;
 
+mod auth;
+
+pub use auth::{
+    Audience, AuthConfig, IdentityHeaders, IdpSettings, LoginConfig, PathPattern, RefreshMode,
+    SessionConfig,
+};
+use auth::{RawApp, RawIdp, RawLogin, RawSession};
+
 /// The validated configuration the gateway runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +42,10 @@ pub struct Config {
     pub log: LogConfig,
     /// How the gateway talks to upstream apps.
     pub upstream: UpstreamConfig,
+    /// How sessions are kept and renewed.
+    pub session: SessionConfig,
+    /// The login form's defences.
+    pub login: LoginConfig,
     /// The apps behind the gateway, in file order.
     pub apps: Vec<AppConfig>,
 }
@@ -135,6 +147,8 @@ pub struct AppConfig {
     pub upstream: UpstreamTarget,
     /// Send the client's `Host` upstream (true) or the upstream's own authority (false).
     pub preserve_host: bool,
+    /// The login workflow; `None` when the app is served without login.
+    pub auth: Option<AuthConfig>,
 }
 
 /// A parsed upstream base URL.
@@ -286,6 +300,11 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     upstream: RawUpstream,
+    idp: Option<RawIdp>,
+    #[serde(default)]
+    session: RawSession,
+    #[serde(default)]
+    login: RawLogin,
     #[serde(default)]
     apps: Vec<RawApp>,
 }
@@ -369,26 +388,6 @@ impl Default for RawUpstream {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApp {
-    name: String,
-    hosts: Vec<String>,
-    #[serde(default = "default_prefix")]
-    path_prefix: String,
-    upstream: String,
-    #[serde(default = "default_true")]
-    preserve_host: bool,
-}
-
-fn default_prefix() -> String {
-    "/".into()
-}
-
-fn default_true() -> bool {
-    true
-}
-
 // ---------------------------------------------------------------------------
 // Validation: raw → typed, naming the key on every refusal.
 // ---------------------------------------------------------------------------
@@ -398,6 +397,8 @@ impl RawConfig {
         let server = self.server.validate()?;
         let log = self.log.validate()?;
         let upstream = self.upstream.validate()?;
+        let session = self.session.validate()?;
+        let login = self.login.validate()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "at least one [[apps]] entry is required"));
         }
@@ -405,7 +406,7 @@ impl RawConfig {
         let mut names = HashSet::new();
         let mut routes: HashMap<(String, String), usize> = HashMap::new();
         for (i, raw) in self.apps.into_iter().enumerate() {
-            let app = raw.validate(i)?;
+            let app = raw.validate(i, self.idp.as_ref(), &session)?;
             if !names.insert(app.name.clone()) {
                 return Err(invalid(
                     format!("apps[{i}].name"),
@@ -433,6 +434,8 @@ impl RawConfig {
             server,
             log,
             upstream,
+            session,
+            login,
             apps,
         })
     }
@@ -524,7 +527,12 @@ impl RawUpstream {
 }
 
 impl RawApp {
-    fn validate(self, i: usize) -> Result<AppConfig, ConfigError> {
+    fn validate(
+        self,
+        i: usize,
+        idp: Option<&RawIdp>,
+        session: &SessionConfig,
+    ) -> Result<AppConfig, ConfigError> {
         let key = |field: &str| format!("apps[{i}].{field}");
         let name = self.name.trim().to_owned();
         if name.is_empty()
@@ -569,12 +577,15 @@ impl RawApp {
         }
         let path_prefix = normalise_prefix(&self.path_prefix);
         let upstream = upstream_target(&key("upstream"), &self.upstream)?;
+        let preserve_host = self.preserve_host;
+        let auth = self.validate_auth(i, &name, idp, session)?;
         Ok(AppConfig {
             name,
             hosts,
             path_prefix,
             upstream,
-            preserve_host: self.preserve_host,
+            preserve_host,
+            auth,
         })
     }
 }
@@ -663,6 +674,7 @@ mod tests {
         name = "store"
         hosts = ["store.localhost"]
         upstream = "http://127.0.0.1:3001"
+        auth = false
     "#;
 
     fn err(toml: &str) -> String {

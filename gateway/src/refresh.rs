@@ -1,0 +1,210 @@
+//! The refresh stage: a new JWT for a request whose JWT has expired (or is
+//! about to), on the same request.
+//!
+//! Input: the app, the request's [`Session`] and what the verify stage made of
+//! its JWT. Output: the identity to forward with and the `Set-Cookie` values
+//! for the answer, or an [`Error`]: `LoginRequired` (no usable refresh
+//! cookie, the binding check failed, or the IdP refused the refresh: the
+//! cookies are cleared) or `IdpUnavailable` (503, cookies untouched: nobody
+//! is logged out because the IdP blinked).
+//!
+//! Binding (the article's stolen-refresh-token attack): by default a refresh
+//! happens only for a JWT whose signature and claims verified and which
+//! failed on time alone, and whose `sub` and `sid` match those sealed into
+//! the refresh cookie. A refresh cookie with a garbage, foreign or missing JWT
+//! buys nothing. `session.binding = "relaxed"` drops this for deployments that
+//! want the article's literal behaviour.
+//!
+//! Concurrent requests with the same refresh token share one IdP call
+//! ([`SingleFlight`](crate::single_flight::SingleFlight)), and requests
+//! arriving within `session.refresh_grace` after it reuse its result, so an
+//! IdP with one-time-use refresh tokens never sees a replay.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tokio::time::Instant;
+
+use crate::auth::{unix_now, AppAuth, Checked, Identity};
+use crate::error::Error;
+use crate::idp::IdpError;
+use crate::session::{self, RefreshCookie, Session};
+use crate::single_flight::Role;
+use crate::verify::VerifyError;
+
+/// A finished refresh, shared by every request that waited for it.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The new JWT.
+    pub jwt: String,
+    /// The refresh cookie to hold now (rotated token, or the same one).
+    pub refresh: RefreshCookie,
+    /// Who the new JWT says the user is.
+    pub identity: Arc<Identity>,
+}
+
+/// Why a refresh gave no new JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFailure {
+    /// The IdP refused the refresh token (4xx).
+    Rejected,
+    /// The IdP could not be reached or failed.
+    Unavailable,
+    /// The IdP answered with a token that does not verify.
+    Invalid,
+}
+
+/// What the single-flight shares.
+pub type RefreshResult = Result<Arc<Refreshed>, RefreshFailure>;
+
+/// The identity to forward with, and cookies to add to the answer.
+#[derive(Debug)]
+pub struct Renewed {
+    /// The (possibly new) identity.
+    pub identity: Arc<Identity>,
+    /// `Set-Cookie` values for the new session; empty if nothing changed.
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+/// Refreshes if the session allows it. `checked` is the verify stage's
+/// verdict on the presented JWT (`Valid` here means "valid but due for an
+/// early refresh").
+pub async fn stage(
+    auth: &Arc<AppAuth>,
+    session: &Session,
+    checked: Result<Checked, VerifyError>,
+    relogin: impl FnOnce(bool) -> Error,
+) -> Result<Renewed, Error> {
+    let (presented, still_valid) = match &checked {
+        Ok(Checked::Valid(id)) => (Some(id.clone()), Some(id.clone())),
+        Ok(Checked::Expired(id)) => (Some(id.clone()), None),
+        Err(e) => {
+            if session.jwt.is_some() {
+                tracing::info!(reason = %e, "JWT refused");
+            }
+            (None, None)
+        }
+    };
+    let Some(cookie) = &session.refresh(auth) else {
+        return match still_valid {
+            Some(identity) => Ok(Renewed {
+                identity,
+                set_cookies: Vec::new(),
+            }),
+            None => Err(relogin(session.jwt.is_some())),
+        };
+    };
+    if auth.session.strict_binding {
+        let bound = presented.as_ref().is_some_and(|id| {
+            id.sub == cookie.sub && (cookie.sid.is_none() || id.sid == cookie.sid)
+        });
+        if !bound {
+            tracing::warn!(
+                jwt = if presented.is_some() {
+                    "another session's"
+                } else {
+                    "missing or invalid"
+                },
+                "refresh cookie presented without its own JWT; not refreshing"
+            );
+            return Err(relogin(true));
+        }
+    }
+
+    let work = {
+        let auth = auth.clone();
+        let cookie = cookie.clone();
+        let jwt = session.jwt.clone();
+        move || async move { refresh(&auth, cookie, jwt).await }
+    };
+    let shared = auth
+        .flight
+        .run(
+            &cookie.token,
+            Instant::now(),
+            auth.session.refresh_grace,
+            work,
+        )
+        .await;
+    let result = match shared {
+        Some((result, role)) => {
+            match role {
+                Role::Leader => {}
+                Role::Follower => auth.metrics.refresh_waiter("follower"),
+                Role::Late => auth.metrics.refresh_waiter("late"),
+            }
+            result
+        }
+        None => Err(RefreshFailure::Unavailable),
+    };
+    match result {
+        Ok(refreshed) => {
+            let rotated = refreshed.refresh.token != cookie.token;
+            Ok(Renewed {
+                identity: refreshed.identity.clone(),
+                set_cookies: session::store(
+                    auth,
+                    &refreshed.jwt,
+                    rotated.then_some(&refreshed.refresh),
+                    session,
+                ),
+            })
+        }
+        Err(RefreshFailure::Rejected | RefreshFailure::Invalid) => Err(relogin(true)),
+        Err(RefreshFailure::Unavailable) => match still_valid {
+            // Refreshing early failed: the JWT itself is still good.
+            Some(identity) => Ok(Renewed {
+                identity,
+                set_cookies: Vec::new(),
+            }),
+            None => Err(Error::IdpUnavailable("refresh")),
+        },
+    }
+}
+
+/// The IdP call and the check of what it returns (runs once per flight).
+async fn refresh(auth: &AppAuth, cookie: RefreshCookie, jwt: Option<String>) -> RefreshResult {
+    let Some(idp) = auth.idp.client() else {
+        auth.metrics.refresh("unavailable");
+        return Err(RefreshFailure::Unavailable);
+    };
+    let tokens = match idp
+        .refresh(&auth.config.client, &cookie.token, jwt.as_deref())
+        .await
+    {
+        Ok(tokens) => tokens,
+        Err(IdpError::Rejected { status }) => {
+            tracing::info!(status, "IdP refused the refresh token; login required");
+            auth.metrics.refresh("rejected");
+            return Err(RefreshFailure::Rejected);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refresh failed: IdP unavailable");
+            auth.metrics.refresh("unavailable");
+            return Err(RefreshFailure::Unavailable);
+        }
+    };
+    match auth.check(&tokens.access_token, unix_now()).await {
+        Ok(Checked::Valid(identity)) => {
+            auth.metrics.refresh("success");
+            Ok(Arc::new(Refreshed {
+                jwt: tokens.access_token,
+                refresh: RefreshCookie {
+                    token: tokens.refresh_token.unwrap_or(cookie.token),
+                    sub: identity.sub.clone(),
+                    sid: identity.sid.clone(),
+                },
+                identity,
+            }))
+        }
+        other => {
+            let why = match other {
+                Ok(_) => "already expired".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(reason = %why, "the IdP's refreshed JWT does not verify");
+            auth.metrics.refresh("invalid");
+            Err(RefreshFailure::Invalid)
+        }
+    }
+}

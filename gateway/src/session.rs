@@ -1,0 +1,152 @@
+//! The session stage: an app's two cookies, read and written.
+//!
+//! Input: the request's `Cookie` headers. Output: a [`Session`] with the JWT
+//! (reassembled from chunks) and the opened refresh cookie, plus how each is
+//! laid out so the answer can replace or clear exactly what the browser
+//! holds. The refresh cookie is sealed (AES-256-GCM, bound to the app and
+//! cookie name) and carries the refresh token with the `sub` and `sid` it was
+//! issued for, which the refresh stage checks against the presented JWT. A
+//! refresh cookie that does not open (tampered, another app's, an old key)
+//! counts as absent.
+
+use http::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AppAuth;
+use crate::cookies::{self, Layout};
+
+/// What the sealed refresh cookie holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshCookie {
+    /// The refresh token.
+    #[serde(rename = "t")]
+    pub token: String,
+    /// The `sub` of the JWT it came with.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The `sid` of the JWT it came with, where the IdP sets one.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// An app's cookies as the client sent them.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The JWT, if any.
+    pub jwt: Option<String>,
+    /// How the JWT cookie is laid out.
+    pub jwt_layout: Layout,
+    /// The sealed refresh cookie, if present (opened only when needed:
+    /// a request with a valid JWT never pays for the decryption).
+    pub refresh_sealed: Option<String>,
+    /// How the refresh cookie is laid out (also when it did not open).
+    pub refresh_layout: Layout,
+}
+
+/// Reads the app's session cookies.
+pub fn read(auth: &AppAuth, headers: &HeaderMap) -> Session {
+    if !headers.contains_key(http::header::COOKIE) {
+        return Session::default();
+    }
+    let (jwt, jwt_layout) = auth.config.jwt_cookie.read(headers);
+    let (sealed, refresh_layout) = auth.config.refresh_cookie.read(headers);
+    Session {
+        jwt: jwt.filter(|j| !j.is_empty()),
+        jwt_layout,
+        refresh_sealed: sealed.filter(|s| !s.is_empty()),
+        refresh_layout,
+    }
+}
+
+impl Session {
+    /// The refresh cookie, opened; `None` if absent or not genuine.
+    pub fn refresh(&self, auth: &AppAuth) -> Option<RefreshCookie> {
+        let sealed = self.refresh_sealed.as_deref()?;
+        let opened = auth
+            .sealer
+            .open(&auth.seal_context(), sealed)
+            .and_then(|plain| serde_json::from_str(&plain).ok());
+        if opened.is_none() {
+            tracing::info!("refresh cookie does not open (tampered, another app's, or an old key)");
+        }
+        opened
+    }
+}
+
+/// `Set-Cookie` values storing a new session (JWT, and the refresh cookie
+/// when `refresh` is given), replacing what `previous` laid out.
+pub fn store(
+    auth: &AppAuth,
+    jwt: &str,
+    refresh: Option<&RefreshCookie>,
+    previous: &Session,
+) -> Vec<HeaderValue> {
+    let mut out = auth.config.jwt_cookie.store(jwt, previous.jwt_layout);
+    if let Some(refresh) = refresh {
+        let plain = serde_json::to_string(refresh).unwrap_or_default();
+        let sealed = auth.sealer.seal(&auth.seal_context(), &plain);
+        out.extend(
+            auth.config
+                .refresh_cookie
+                .store(&sealed, previous.refresh_layout),
+        );
+    }
+    out
+}
+
+/// `Set-Cookie` values removing both cookies, whatever the client holds.
+pub fn clear(auth: &AppAuth, previous: &Session) -> Vec<HeaderValue> {
+    // A client with no cookie still gets the plain name cleared: harmless,
+    // and it covers a cookie the request did not show (another path).
+    let layout = |l: Layout| {
+        if l == Layout::Absent {
+            Layout::Single
+        } else {
+            l
+        }
+    };
+    let mut out = auth.config.jwt_cookie.clear(layout(previous.jwt_layout));
+    out.extend(
+        auth.config
+            .refresh_cookie
+            .clear(layout(previous.refresh_layout)),
+    );
+    out
+}
+
+/// Removes the gateway's cookies from the request before it goes upstream.
+pub fn strip(auth: &AppAuth, headers: &mut HeaderMap) {
+    if headers.contains_key(http::header::COOKIE) {
+        cookies::strip(
+            headers,
+            &[
+                &auth.config.jwt_cookie,
+                &auth.config.refresh_cookie,
+                &auth.csrf_cookie,
+            ],
+        );
+    }
+}
+
+/// Whether an upstream `Set-Cookie` would overwrite one of the gateway's
+/// cookies (or a chunk of one).
+pub fn is_gateway_cookie(auth: &AppAuth, set_cookie: &HeaderValue) -> bool {
+    let Ok(text) = set_cookie.to_str() else {
+        return false;
+    };
+    let name = text.split('=').next().unwrap_or("").trim();
+    [
+        &auth.config.jwt_cookie,
+        &auth.config.refresh_cookie,
+        &auth.csrf_cookie,
+    ]
+    .iter()
+    .any(|spec| {
+        let wire = spec.wire_name();
+        name == wire
+            || name == spec.name
+            || name
+                .strip_prefix(wire.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
