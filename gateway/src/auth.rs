@@ -397,7 +397,10 @@ impl AppAuth {
             sealer,
             policy,
             page,
-            flight: SingleFlight::default(),
+            // An IdP outage is not remembered: the next request tries again.
+            flight: SingleFlight::new(|r: &RefreshResult| {
+                !matches!(r, Err(crate::refresh::RefreshFailure::Unavailable))
+            }),
             metrics: AuthMetrics::new(app),
             identity_headers,
             cache: Cache::new(session.cache_capacity),

@@ -47,13 +47,24 @@ type Shard<V> = Mutex<HashMap<String, Entry<V>>>;
 pub struct SingleFlight<V> {
     shards: Arc<Vec<Shard<V>>>,
     hasher: std::collections::hash_map::RandomState,
+    reusable: fn(&V) -> bool,
 }
 
 impl<V> Default for SingleFlight<V> {
     fn default() -> Self {
+        SingleFlight::new(|_| true)
+    }
+}
+
+impl<V> SingleFlight<V> {
+    /// A single-flight whose finished results are reused within the grace
+    /// period only if `reusable` says so (a transient failure should not
+    /// be: the next caller tries again).
+    pub fn new(reusable: fn(&V) -> bool) -> Self {
         SingleFlight {
             shards: Arc::new((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect()),
             hasher: std::collections::hash_map::RandomState::new(),
+            reusable,
         }
     }
 }
@@ -96,17 +107,24 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
                     let fut = work();
                     let shards = self.shards.clone();
                     let key = key.to_owned();
+                    let reusable = self.reusable;
                     // The work owns its completion: whoever asked may go away.
                     tokio::spawn(async move {
                         let value = fut.await;
-                        let until = Instant::now() + grace;
-                        lock(&shards[index]).insert(
-                            key,
-                            Entry::Done {
-                                value: value.clone(),
-                                until,
-                            },
-                        );
+                        let mut shard = lock(&shards[index]);
+                        if reusable(&value) {
+                            let until = Instant::now() + grace;
+                            shard.insert(
+                                key,
+                                Entry::Done {
+                                    value: value.clone(),
+                                    until,
+                                },
+                            );
+                        } else {
+                            shard.remove(&key);
+                        }
+                        drop(shard);
                         let _ = tx.send(Some(value));
                     });
                     (rx, Role::Leader)
@@ -168,6 +186,29 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(leaders, 1);
+    }
+
+    #[tokio::test]
+    async fn results_that_are_not_reusable_are_not_kept() {
+        let flight = SingleFlight::<Result<u32, ()>>::new(Result::is_ok);
+        assert_eq!(
+            flight
+                .run("rt", Instant::now(), GRACE, || async { Err(()) })
+                .await,
+            Some((Err(()), Role::Leader))
+        );
+        assert_eq!(
+            flight
+                .run("rt", Instant::now(), GRACE, || async { Ok(1) })
+                .await,
+            Some((Ok(1), Role::Leader))
+        );
+        assert_eq!(
+            flight
+                .run("rt", Instant::now(), GRACE, || async { Ok(2) })
+                .await,
+            Some((Ok(1), Role::Late))
+        );
     }
 
     #[tokio::test(start_paused = true)]

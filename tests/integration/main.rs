@@ -3,12 +3,18 @@
 
 mod support;
 
+mod auth_admin;
 mod cli;
 mod forwarding;
+mod identity;
 mod idp_client;
+mod login;
+mod logout;
 mod parking;
 mod pooling;
+mod refresh;
 mod routing;
+mod session;
 mod shutdown;
 mod streaming;
 mod timeouts;

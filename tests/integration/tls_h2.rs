@@ -20,7 +20,7 @@ const STEP: Duration = Duration::from_secs(5);
 /// A minimal valid configuration with `tls` (a `[server.tls]` table) added.
 fn config_with_tls(tls: &str) -> String {
     format!(
-        "{tls}\n[[apps]]\nname = \"store\"\nhosts = [\"{HOST_NAME}\"]\nupstream = \"http://127.0.0.1:3001\"\n"
+        "{tls}\n[[apps]]\nname = \"store\"\nhosts = [\"{HOST_NAME}\"]\nupstream = \"http://127.0.0.1:3001\"\nauth = false\n"
     )
 }
 

@@ -1,10 +1,66 @@
 //! `TestGateway`: the real `gateway::serve` on 127.0.0.1:0, configured from TOML.
+//!
+//! Apps are served without login (`auth = false`) unless given
+//! [`AppSpec::login`]; [`TestGatewayBuilder::idp`] writes the `[idp]`,
+//! `[session]` and `[login]` sections for a [`TestIdp`].
 
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use super::idp::{TestIdp, API_KEY, HMAC_SECRET, ISSUER};
+use super::{Client, POLL_ATTEMPTS, POLL_INTERVAL};
+
+/// `[session] cookie_key` of test gateways (48 bytes).
+pub const COOKIE_KEY: &str = "test cookie key: forty-eight bytes, no more, ok!";
+
+/// TOML lines `key = value`, one per key: setting a key again replaces it, so
+/// defaults can be overridden without writing a key twice (invalid TOML).
+#[derive(Default, Clone)]
+pub struct Keys(Vec<(String, String)>);
+
+impl Keys {
+    /// Sets every `key = value` line of `toml`, replacing earlier values.
+    pub fn set(&mut self, toml: &str) {
+        for line in toml.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let key = line
+                .split_once('=')
+                .map_or(line, |(k, _)| k)
+                .trim()
+                .to_owned();
+            match self.0.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = line.to_owned(),
+                None => self.0.push((key, line.to_owned())),
+            }
+        }
+    }
+
+    /// Sets `line` unless `key` is already set.
+    pub fn set_default(&mut self, key: &str, line: &str) {
+        if !self.0.iter().any(|(k, _)| k == key) {
+            self.0.push((key.to_owned(), line.to_owned()));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `[name]` and the lines, or nothing when empty.
+    fn table(&self, name: &str) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        let mut out = format!("[{name}]\n");
+        for (_, line) in &self.0 {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
 
 /// One `[[apps]]` entry.
 pub struct AppSpec {
@@ -13,6 +69,14 @@ pub struct AppSpec {
     pub prefix: String,
     pub upstream: String,
     pub extra: String,
+    /// `(client_id, client_secret)`: the app has login.
+    pub login: Option<(String, String)>,
+    /// `[apps.cookies]`.
+    pub cookies: Keys,
+    /// `[apps.headers]`.
+    pub headers: Keys,
+    /// `[apps.idp]`.
+    pub idp: Keys,
 }
 
 impl AppSpec {
@@ -24,7 +88,37 @@ impl AppSpec {
             prefix: "/".into(),
             upstream: format!("http://{upstream}"),
             extra: String::new(),
+            login: None,
+            cookies: Keys::default(),
+            headers: Keys::default(),
+            idp: Keys::default(),
         }
+    }
+
+    /// Puts the app behind the login workflow as IdP client `client_id`, with
+    /// cookies that are not `Secure` (the tests speak plain HTTP).
+    pub fn login(mut self, client_id: &str, client_secret: &str) -> Self {
+        self.login = Some((client_id.into(), client_secret.into()));
+        self.cookies.set_default("secure", "secure = false");
+        self
+    }
+
+    /// `key = value` lines for `[apps.cookies]` (replacing earlier values).
+    pub fn cookies(mut self, toml: &str) -> Self {
+        self.cookies.set(toml);
+        self
+    }
+
+    /// `key = value` lines for `[apps.headers]`.
+    pub fn headers(mut self, toml: &str) -> Self {
+        self.headers.set(toml);
+        self
+    }
+
+    /// `key = value` lines for `[apps.idp]` (this app's IdP overrides).
+    pub fn app_idp(mut self, toml: &str) -> Self {
+        self.idp.set(toml);
+        self
     }
 
     pub fn hosts(mut self, hosts: &[&str]) -> Self {
@@ -51,13 +145,22 @@ impl AppSpec {
 
     fn toml(&self) -> String {
         let hosts: Vec<String> = self.hosts.iter().map(|h| format!("{h:?}")).collect();
+        let auth = match &self.login {
+            None => "auth = false\n".to_owned(),
+            Some((id, secret)) => format!("client_id = {id:?}\nclient_secret = {secret:?}\n"),
+        };
+        // Sub-tables come after every plain key of the app (`extra` included).
         format!(
-            "[[apps]]\nname = {:?}\nhosts = [{}]\npath_prefix = {:?}\nupstream = {:?}\n{}\n",
+            "[[apps]]\nname = {:?}\nhosts = [{}]\npath_prefix = {:?}\nupstream = {:?}\n{}{}\n{}{}{}\n",
             self.name,
             hosts.join(", "),
             self.prefix,
             self.upstream,
-            self.extra
+            auth,
+            self.extra,
+            self.cookies.table("apps.cookies"),
+            self.headers.table("apps.headers"),
+            self.idp.table("apps.idp"),
         )
     }
 }
@@ -76,6 +179,9 @@ pub struct TestGatewayBuilder {
     apps: Vec<AppSpec>,
     server: String,
     sections: String,
+    idp: Keys,
+    session: Keys,
+    login: Keys,
 }
 
 impl TestGateway {
@@ -96,6 +202,19 @@ impl TestGateway {
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Polls the admin `/readyz` until it answers 200, within the polling
+    /// bound; returns whether it did.
+    pub async fn wait_ready(&self) -> bool {
+        let admin = Client::new(self.admin);
+        for _ in 0..POLL_ATTEMPTS {
+            if admin.get("admin", "/readyz").await.status == 200 {
+                return true;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        false
     }
 
     /// Stops accepting, drains, and waits for `serve` to return.
@@ -137,6 +256,59 @@ impl TestGatewayBuilder {
         self
     }
 
+    /// `[idp]` for `idp` (explicit endpoints, both dialects' addresses, RS256
+    /// or HS256 as the IdP signs, leeway 0s), plus `[session] cookie_key` and
+    /// `[login] min_failure_time = "50ms"`.
+    pub fn idp(mut self, idp: &TestIdp) -> Self {
+        let url = |path: &str| format!("{:?}", idp.url(path).to_string());
+        self.idp.set(&format!(
+            "kind = \"oauth2\"\nissuer = {ISSUER:?}\ndiscovery = false\n\
+             token_endpoint = {}\njwks_uri = {}\nrevocation_endpoint = {}\n\
+             api_url = {:?}\napi_key = {API_KEY:?}\nleeway = \"0s\"",
+            url("/oauth2/token"),
+            url("/.well-known/jwks.json"),
+            url("/oauth2/revoke"),
+            format!("http://{}", idp.addr),
+        ));
+        if idp.is_hs256() {
+            let secret = String::from_utf8(HMAC_SECRET.to_vec()).expect("utf-8 secret");
+            self.idp.set(&format!(
+                "algorithms = [\"HS256\"]\nhmac_secret = {secret:?}"
+            ));
+        } else {
+            self.idp.set("algorithms = [\"RS256\"]");
+        }
+        self.session.set(&format!("cookie_key = {COOKIE_KEY:?}"));
+        self.login.set("min_failure_time = \"50ms\"");
+        self
+    }
+
+    /// `key = value` lines for `[idp]`, replacing what [`Self::idp`] wrote.
+    pub fn idp_config(mut self, toml: &str) -> Self {
+        self.idp.set(toml);
+        self
+    }
+
+    /// `key = value` lines for `[session]`.
+    pub fn session_config(mut self, toml: &str) -> Self {
+        self.session.set(toml);
+        self
+    }
+
+    /// `key = value` lines for `[login]`.
+    pub fn login_config(mut self, toml: &str) -> Self {
+        self.login.set(toml);
+        self
+    }
+
+    /// Starts, then waits (bounded, without failing) for `/readyz`: a gateway
+    /// with login is ready once it holds the IdP's keys.
+    pub async fn start_ready(self) -> TestGateway {
+        let gateway = self.start().await;
+        gateway.wait_ready().await;
+        gateway
+    }
+
     /// The TOML this builder produces (listen addresses are replaced by
     /// pre-bound ephemeral listeners).
     pub fn toml(&self) -> String {
@@ -144,6 +316,16 @@ impl TestGatewayBuilder {
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n[log]\naccess = false\n{}\n",
             self.server, self.sections
         );
+        for (name, keys) in [
+            ("idp", &self.idp),
+            ("session", &self.session),
+            ("login", &self.login),
+        ] {
+            if !keys.is_empty() {
+                toml.push_str(&keys.table(name));
+                toml.push('\n');
+            }
+        }
         for app in &self.apps {
             toml.push_str(&app.toml());
         }

@@ -4,7 +4,9 @@
 //! `/api/jwt/refresh`), signs RS256 (JWKS by `kid`) or HS256, and has knobs:
 //! access token lifetime, one-time-use refresh tokens (a replay answers 400
 //! and is counted), refusing every refresh, answering slowly, being down
-//! (503), rotating its signing key; with call counters.
+//! (503), rotating its signing key, padding its tokens past one cookie's
+//! size; with call counters. Tests can also have it sign claims of their
+//! choosing, and list the refresh tokens still active.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -35,6 +37,7 @@ struct SigningKey {
     kid: String,
     encoding: EncodingKey,
     jwk: Jwk,
+    public_pem: String,
 }
 
 fn new_rsa_key(kid: &str) -> SigningKey {
@@ -47,6 +50,7 @@ fn new_rsa_key(kid: &str) -> SigningKey {
         kid: kid.to_owned(),
         encoding,
         jwk,
+        public_pem: pair.public_key_pem(),
     }
 }
 
@@ -67,6 +71,10 @@ pub struct Counters {
     pub replays: AtomicUsize,
     pub revocations: AtomicUsize,
     pub jwks_fetches: AtomicUsize,
+    /// Refreshes through FusionAuth's `POST /api/jwt/refresh` (also in `refreshes`).
+    pub jwt_api_refreshes: AtomicUsize,
+    /// Revocations through FusionAuth's `DELETE /api/jwt/refresh` (also in `revocations`).
+    pub jwt_api_revocations: AtomicUsize,
 }
 
 struct State {
@@ -79,6 +87,7 @@ struct State {
     reject_refresh: AtomicBool,
     down: AtomicBool,
     delay_ms: AtomicU64,
+    extra_claim_bytes: AtomicUsize,
     refresh_tokens: Mutex<HashMap<String, RefreshRecord>>,
     next: AtomicUsize,
     counters: Counters,
@@ -98,6 +107,7 @@ pub struct TestIdpBuilder {
     hs256: bool,
     access_ttl: u64,
     rotate: bool,
+    extra_claim_bytes: usize,
 }
 
 impl TestIdp {
@@ -109,6 +119,7 @@ impl TestIdp {
             hs256: false,
             access_ttl: 60,
             rotate: false,
+            extra_claim_bytes: 0,
         }
     }
 
@@ -139,6 +150,50 @@ impl TestIdp {
         let mut keys = self.state.keys.lock().expect("lock");
         let kid = format!("key-{}", keys.len() + 1);
         keys.push(new_rsa_key(&kid));
+    }
+
+    /// Whether tokens are signed HS256 with [`HMAC_SECRET`] (else RS256, JWKS by `kid`).
+    pub fn is_hs256(&self) -> bool {
+        self.state.hs256
+    }
+
+    /// Signs `claims` exactly as given, the way the IdP signs its own tokens
+    /// (current key and `kid`, or HS256): for crafting genuine tokens with
+    /// chosen claims.
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        self.state.sign_value(claims)
+    }
+
+    /// The current RSA signing key's public key, PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn public_key_pem(&self) -> String {
+        let keys = self.state.keys.lock().expect("lock");
+        keys.last().expect("a key").public_pem.clone()
+    }
+
+    /// The current signing key's id.
+    pub fn current_kid(&self) -> String {
+        let keys = self.state.keys.lock().expect("lock");
+        keys.last().expect("a key").kid.clone()
+    }
+
+    /// Refresh tokens issued and still usable (neither used nor revoked).
+    pub fn active_refresh_tokens(&self) -> Vec<String> {
+        let mut active: Vec<String> = self
+            .state
+            .refresh_tokens
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, r)| !r.used && !r.revoked)
+            .map(|(t, _)| t.clone())
+            .collect();
+        active.sort();
+        active
+    }
+
+    /// Changes the lifetime of access tokens issued from now on.
+    pub fn set_access_ttl(&self, seconds: u64) {
+        self.state.access_ttl.store(seconds, Ordering::SeqCst);
     }
 
     /// Whether this refresh token is still usable.
@@ -191,6 +246,13 @@ impl TestIdpBuilder {
         self
     }
 
+    /// Every access token carries a `pad` claim of `bytes` characters (to
+    /// test JWTs too big for one cookie).
+    pub fn extra_claim_bytes(mut self, bytes: usize) -> Self {
+        self.extra_claim_bytes = bytes;
+        self
+    }
+
     pub async fn start(self) -> TestIdp {
         let state = Arc::new(State {
             clients: self.clients,
@@ -202,6 +264,7 @@ impl TestIdpBuilder {
             reject_refresh: AtomicBool::new(false),
             down: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
+            extra_claim_bytes: AtomicUsize::new(self.extra_claim_bytes),
             refresh_tokens: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(1),
             counters: Counters::default(),
@@ -254,21 +317,29 @@ fn invalid_grant() -> Response<Full<Bytes>> {
 impl State {
     fn sign(&self, sub: &str, client: &str, sid: &str, roles: &[String], username: &str) -> String {
         let iat = now();
-        let claims = json!({
+        let mut claims = json!({
             "iss": ISSUER, "aud": client, "sub": sub, "sid": sid,
             "iat": iat, "exp": iat + self.access_ttl.load(Ordering::SeqCst),
             "roles": roles, "preferred_username": username, "email": format!("{username}@example.com"),
         });
+        let pad = self.extra_claim_bytes.load(Ordering::SeqCst);
+        if pad > 0 {
+            claims["pad"] = json!("x".repeat(pad));
+        }
+        self.sign_value(&claims)
+    }
+
+    fn sign_value(&self, claims: &Value) -> String {
         if self.hs256 {
             let key = EncodingKey::from_secret(HMAC_SECRET);
-            return jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+            return jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
                 .expect("sign");
         }
         let keys = self.keys.lock().expect("lock");
         let current = keys.last().expect("a key");
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(current.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &current.encoding).expect("sign")
+        jsonwebtoken::encode(&header, claims, &current.encoding).expect("sign")
     }
 
     fn new_refresh(&self, sub: &str, client: &str, sid: &str) -> String {
@@ -432,6 +503,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             }
         }
         (Method::POST, "/api/jwt/refresh") => {
+            state
+                .counters
+                .jwt_api_refreshes
+                .fetch_add(1, Ordering::SeqCst);
             let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let token = parsed["refreshToken"].as_str().unwrap_or("").to_owned();
             match state.use_refresh(&token, None) {
@@ -468,6 +543,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 .or_else(|| from_query.get("token"))
                 .cloned()
                 .unwrap_or_default();
+            state
+                .counters
+                .jwt_api_revocations
+                .fetch_add(1, Ordering::SeqCst);
             revoke(state, &token);
             reply(StatusCode::OK, json!({}))
         }

@@ -1,8 +1,11 @@
 //! Test support: the gateway in-process on an ephemeral port, a recording
-//! upstream that keeps every request it saw, and a small HTTP client.
+//! upstream that keeps every request it saw, a small HTTP client, a test IdP,
+//! and a cookie-jar browser for the login workflow.
 
 #![allow(dead_code)]
 
+pub mod auth;
+pub mod browser;
 pub mod client;
 pub mod gateway;
 pub mod idp;

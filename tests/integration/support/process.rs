@@ -168,7 +168,7 @@ impl GatewayProcessBuilder {
     /// An `[[apps]]` entry `name` on `host` forwarding to `upstream`.
     pub fn app(mut self, name: &str, host: &str, upstream: SocketAddr) -> Self {
         self.apps.push_str(&format!(
-            "[[apps]]\nname = {name:?}\nhosts = [{host:?}]\nupstream = \"http://{upstream}\"\n\n"
+            "[[apps]]\nname = {name:?}\nhosts = [{host:?}]\nupstream = \"http://{upstream}\"\nauth = false\n\n"
         ));
         self
     }
