@@ -912,6 +912,61 @@ mod tests {
         }
     }
 
+    fn app_idp(global: &str, app: &str) -> Result<IdpSettings, ConfigError> {
+        let global: RawIdp = toml_de(global);
+        let app: RawIdp = toml_de(app);
+        resolve_idp(&global, &app, 3)
+    }
+
+    fn toml_de<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        use figment::providers::{Format, Toml};
+        figment::Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .expect("test TOML")
+    }
+
+    #[test]
+    fn an_app_overrides_single_idp_keys() {
+        let global = r#"
+            token_endpoint = "http://idp.test/token"
+            jwks_uri = "http://idp.test/jwks"
+            audience = "off"
+            client_claim = "azp"
+        "#;
+        let merged = app_idp(global, r#"client_claim = "client_id""#).expect("valid");
+        assert_eq!(merged.client_claim, "client_id", "the app's value wins");
+        assert_eq!(merged.audience, Audience::Off, "the global value stays");
+        assert_eq!(
+            merged.token_endpoint.expect("token").as_str(),
+            "http://idp.test/token"
+        );
+        assert_eq!(
+            merged.scope, "openid offline_access",
+            "the default fills in"
+        );
+        assert!(!merged.discovery, "explicit endpoints: no discovery");
+
+        let e = app_idp(global, r#"token_endpoint = "nope""#).expect_err("bad URL");
+        assert_eq!(
+            e.to_string(),
+            r#"apps[3].idp.token_endpoint: "nope" is not an http(s) URL"#
+        );
+        let e = app_idp(global, r#"algorithms = ["HS256"]"#).expect_err("no secret");
+        assert!(
+            e.to_string()
+                .starts_with("apps[3].idp.hmac_secret: missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_issuer_alone_means_discovery() {
+        let merged = app_idp(r#"issuer = "https://idp.test""#, "").expect("valid");
+        assert!(merged.discovery);
+        assert!(merged.token_endpoint.is_none());
+    }
+
     #[test]
     fn title_from_name() {
         assert_eq!(title_case("store"), "Store");
