@@ -82,6 +82,17 @@ impl std::fmt::Debug for IdpState {
     }
 }
 
+/// Whether tokens may be signed with published keys: with HMAC algorithms
+/// only, a JWKS (even one that discovery names) is never fetched. Glewlwyd in
+/// HS256 mode answers 403 there.
+fn needs_jwks(settings: &IdpSettings) -> bool {
+    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
+    settings
+        .algorithms
+        .iter()
+        .any(|a| !matches!(a, HS256 | HS384 | HS512))
+}
+
 fn hmac_keys(settings: &IdpSettings) -> Keys {
     Keys::new(
         None,
@@ -104,8 +115,7 @@ impl IdpState {
                     },
                 )
             });
-        let needs_jwks = settings.discovery || settings.jwks_uri.is_some();
-        let ready = client.is_some() && !needs_jwks;
+        let ready = client.is_some() && !needs_jwks(&settings);
         IdpState {
             keys: ArcSwap::from_pointee(hmac_keys(&settings)),
             client: ArcSwapOption::new(client.map(Arc::new)),
@@ -174,7 +184,7 @@ impl IdpState {
             }
         }
         let Some(client) = self.client() else { return };
-        if client.endpoints().jwks.is_none() {
+        if client.endpoints().jwks.is_none() || !needs_jwks(&self.settings) {
             self.ready.store(true, Ordering::Release);
             return;
         }
@@ -319,6 +329,8 @@ pub struct AppAuth {
     pub metrics: AuthMetrics,
     /// Every header a client may not send: those the gateway sets.
     pub identity_headers: Vec<HeaderName>,
+    /// Wire names of the JWT, refresh and CSRF cookies.
+    pub wires: [String; 3],
     cache: Cache<Box<str>, Arc<Identity>>,
 }
 
@@ -390,6 +402,11 @@ impl AppAuth {
             max_age: CSRF_MAX_AGE,
         };
         let identity_headers = config.headers.names().cloned().collect();
+        let wires = [
+            config.jwt_cookie.wire_name(),
+            config.refresh_cookie.wire_name(),
+            csrf_cookie.wire_name(),
+        ];
         Ok(AppAuth {
             app: app.to_owned(),
             csrf: Csrf::new(key.expose().as_bytes(), app),
@@ -403,6 +420,7 @@ impl AppAuth {
             }),
             metrics: AuthMetrics::new(app),
             identity_headers,
+            wires,
             cache: Cache::new(session.cache_capacity),
             config: config.clone(),
             session: session.clone(),

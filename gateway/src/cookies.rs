@@ -128,35 +128,144 @@ impl CookieSpec {
     /// Chunks must be contiguous from `.0`; a gap means a damaged value.
     pub fn read(&self, headers: &HeaderMap) -> (Option<String>, Layout) {
         let wire = self.wire_name();
-        let prefix = format!("{wire}.");
-        let mut single = None;
-        let mut chunks: Vec<(usize, String)> = Vec::new();
-        for cookie in request_cookies(headers) {
-            let name = cookie.name();
-            if name == wire {
-                single = Some(cookie.value().to_owned());
-            } else if let Some(index) = name
-                .strip_prefix(&prefix)
-                .and_then(|i| i.parse::<usize>().ok())
-            {
-                chunks.push((index, cookie.value().to_owned()));
-            }
-        }
+        let (found, _) = scan(headers, [wire.as_str()]);
+        let [found] = found;
+        found.value()
+    }
+}
+
+/// One cookie's pieces as found in a request.
+#[derive(Debug, Default)]
+pub struct Found<'a> {
+    single: Option<&'a str>,
+    chunks: Vec<(usize, &'a str)>,
+}
+
+impl Found<'_> {
+    /// The value, reassembled, and its layout. Chunks must be contiguous
+    /// from `.0`; a gap means a damaged value.
+    pub fn value(self) -> (Option<String>, Layout) {
+        let mut chunks = self.chunks;
         if !chunks.is_empty() {
-            chunks.sort_by_key(|(i, _)| *i);
+            chunks.sort_unstable_by_key(|(i, _)| *i);
             let layout = Layout::Chunks(chunks.len());
             let contiguous = chunks
                 .iter()
                 .enumerate()
                 .all(|(want, (got, _))| want == *got);
-            let value = contiguous.then(|| chunks.into_iter().map(|(_, v)| v).collect::<String>());
+            let value = contiguous.then(|| chunks.iter().map(|(_, v)| *v).collect::<String>());
             return (value, layout);
         }
-        match single {
-            Some(value) => (Some(value), Layout::Single),
+        match self.single {
+            Some(value) => (Some(value.to_owned()), Layout::Single),
             None => (None, Layout::Absent),
         }
     }
+}
+
+/// What to do with the request's `Cookie` header once the gateway's
+/// cookies are taken out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    /// None of the gateway's cookies were there: leave it.
+    Keep,
+    /// Only the gateway's cookies were there: remove the header.
+    Remove,
+    /// Replace it with the app's own cookies, in order.
+    Replace(HeaderValue),
+}
+
+/// One pass over the request's `Cookie` headers (HTTP/2 may send several):
+/// the pieces of each cookie named in `wires` (single or `NAME.N` chunks),
+/// and how the header looks without them. The pass allocates nothing unless
+/// a value is chunked or app cookies must be kept beside the gateway's.
+pub fn scan<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    wires: [&str; N],
+) -> ([Found<'a>; N], Rewrite) {
+    let mut found: [Found<'a>; N] = std::array::from_fn(|_| Found::default());
+    let mut ours = false;
+    let mut theirs = false;
+    for (name, value) in pairs(headers) {
+        match classify(name, &wires) {
+            Some((i, None)) => {
+                ours = true;
+                found[i].single = Some(value);
+            }
+            Some((i, Some(chunk))) => {
+                ours = true;
+                found[i].chunks.push((chunk, value));
+            }
+            None => theirs = true,
+        }
+    }
+    let rewrite = match (ours, theirs) {
+        (false, _) => Rewrite::Keep,
+        (true, false) => Rewrite::Remove,
+        (true, true) => {
+            let mut kept = String::new();
+            for (name, value) in pairs(headers) {
+                if classify(name, &wires).is_none() {
+                    if !kept.is_empty() {
+                        kept.push_str("; ");
+                    }
+                    kept.push_str(name);
+                    kept.push('=');
+                    kept.push_str(value);
+                }
+            }
+            match HeaderValue::from_str(&kept) {
+                Ok(v) => Rewrite::Replace(v),
+                Err(_) => Rewrite::Remove,
+            }
+        }
+    };
+    (found, rewrite)
+}
+
+/// Applies a [`Rewrite`] to the request's headers.
+pub fn apply(headers: &mut HeaderMap, rewrite: Rewrite) {
+    match rewrite {
+        Rewrite::Keep => {}
+        Rewrite::Remove => {
+            headers.remove(COOKIE);
+        }
+        Rewrite::Replace(value) => {
+            headers.insert(COOKIE, value);
+        }
+    }
+}
+
+/// `name=value` pairs of every `Cookie` header, trimmed; values as sent.
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                return None;
+            }
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((name.trim(), value.trim()))
+        })
+}
+
+/// Which of `wires` `name` is, and its chunk index if it is a chunk.
+fn classify(name: &str, wires: &[&str]) -> Option<(usize, Option<usize>)> {
+    wires.iter().enumerate().find_map(|(i, wire)| {
+        let rest = name.strip_prefix(wire)?;
+        if rest.is_empty() {
+            return Some((i, None));
+        }
+        let index = rest.strip_prefix('.')?;
+        if index.is_empty() || index.len() > 3 || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        index.parse().ok().map(|n| (i, Some(n)))
+    })
 }
 
 fn split(value: &str) -> Vec<&str> {
@@ -175,15 +284,6 @@ fn split(value: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Every cookie in the request's `Cookie` headers (HTTP/2 may send several).
-fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| Cookie::split_parse(v).filter_map(Result::ok))
-}
-
 /// Removes the cookies named by `specs` (and their chunks) from the request's
 /// `Cookie` headers; the app's own cookies pass untouched, in order.
 pub fn strip(headers: &mut HeaderMap, specs: &[&CookieSpec]) {
@@ -191,24 +291,11 @@ pub fn strip(headers: &mut HeaderMap, specs: &[&CookieSpec]) {
         return;
     }
     let wires: Vec<String> = specs.iter().map(|s| s.wire_name()).collect();
-    let ours = |name: &str| {
-        wires.iter().any(|w| {
-            name == w
-                || name
-                    .strip_prefix(w.as_str())
-                    .and_then(|rest| rest.strip_prefix('.'))
-                    .is_some_and(|i| i.parse::<usize>().is_ok())
-        })
-    };
-    let kept: Vec<String> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| !ours(pair.split('=').next().unwrap_or("").trim()))
-        .map(str::to_owned)
+    let names: Vec<&str> = wires.iter().map(String::as_str).collect();
+    let ours = |name: &str| classify(name, &names).is_some();
+    let kept: Vec<String> = pairs(headers)
+        .filter(|(name, _)| !ours(name))
+        .map(|(name, value)| format!("{name}={value}"))
         .collect();
     headers.remove(COOKIE);
     if !kept.is_empty() {
@@ -367,6 +454,34 @@ mod tests {
             HeaderValue::from_static("__Host-store_rt.0=a; __Host-store_rt.2=c"),
         );
         assert_eq!(spec(true, None).read(&h), (None, Layout::Chunks(2)));
+    }
+
+    #[test]
+    fn one_scan_reads_chunks_and_rewrites_the_header() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("theme=dark; jwt.1=BB; rt=sealed; jwt.0=AA"),
+        );
+        h.append(COOKIE, HeaderValue::from_static("jwtx=keep; jwt.x=keep2"));
+        let ([jwt, rt, csrf], rewrite) = scan(&h, ["jwt", "rt", "csrf"]);
+        assert_eq!(jwt.value(), (Some("AABB".into()), Layout::Chunks(2)));
+        assert_eq!(rt.value(), (Some("sealed".into()), Layout::Single));
+        assert_eq!(csrf.value(), (None, Layout::Absent));
+        assert_eq!(
+            rewrite,
+            Rewrite::Replace(HeaderValue::from_static(
+                "theme=dark; jwtx=keep; jwt.x=keep2"
+            ))
+        );
+        apply(&mut h, rewrite);
+        assert_eq!(h.get_all(COOKIE).iter().count(), 1);
+
+        let header = |v: &'static str| request(&[HeaderValue::from_static(v)]);
+        let only_ours = header("jwt=a; rt=b");
+        assert_eq!(scan(&only_ours, ["jwt", "rt"]).1, Rewrite::Remove);
+        let only_theirs = header("theme=dark");
+        assert_eq!(scan(&only_theirs, ["jwt", "rt"]).1, Rewrite::Keep);
     }
 
     #[test]

@@ -242,8 +242,10 @@ async fn run(
             };
             return login::endpoint(auth, &gateway.login, caller, req).await;
         }
-        if !public::is_public(auth, req.uri().path()) {
-            let session = session::read(auth, req.headers());
+        if public::is_public(auth, req.uri().path()) {
+            session::strip(auth, req.headers_mut());
+        } else {
+            let session = session::take(auth, req.headers_mut());
             let renewed = authenticate(auth, &session, &req).await?;
             if !renewed.set_cookies.is_empty()
                 && auth.session.refresh_mode == RefreshMode::Redirect
@@ -256,7 +258,6 @@ async fn run(
             identity::apply(req.headers_mut(), &renewed.identity);
             set_cookies = renewed.set_cookies;
         }
-        session::strip(auth, req.headers_mut());
     }
 
     // forward

@@ -48,14 +48,33 @@ pub fn read(auth: &AppAuth, headers: &HeaderMap) -> Session {
     if !headers.contains_key(http::header::COOKIE) {
         return Session::default();
     }
-    let (jwt, jwt_layout) = auth.config.jwt_cookie.read(headers);
-    let (sealed, refresh_layout) = auth.config.refresh_cookie.read(headers);
-    Session {
+    scan(auth, headers).0
+}
+
+/// Reads the app's session cookies and takes all of the gateway's cookies
+/// out of the request (it goes upstream without them): one pass.
+pub fn take(auth: &AppAuth, headers: &mut HeaderMap) -> Session {
+    if !headers.contains_key(http::header::COOKIE) {
+        return Session::default();
+    }
+    let (session, rewrite) = scan(auth, headers);
+    cookies::apply(headers, rewrite);
+    session
+}
+
+fn scan(auth: &AppAuth, headers: &HeaderMap) -> (Session, cookies::Rewrite) {
+    let [jwt, refresh, csrf] = &auth.wires;
+    let ([jwt, refresh, _csrf], rewrite) =
+        cookies::scan(headers, [jwt.as_str(), refresh.as_str(), csrf.as_str()]);
+    let (jwt, jwt_layout) = jwt.value();
+    let (sealed, refresh_layout) = refresh.value();
+    let session = Session {
         jwt: jwt.filter(|j| !j.is_empty()),
         jwt_layout,
         refresh_sealed: sealed.filter(|s| !s.is_empty()),
         refresh_layout,
-    }
+    };
+    (session, rewrite)
 }
 
 impl Session {
@@ -117,14 +136,9 @@ pub fn clear(auth: &AppAuth, previous: &Session) -> Vec<HeaderValue> {
 /// Removes the gateway's cookies from the request before it goes upstream.
 pub fn strip(auth: &AppAuth, headers: &mut HeaderMap) {
     if headers.contains_key(http::header::COOKIE) {
-        cookies::strip(
-            headers,
-            &[
-                &auth.config.jwt_cookie,
-                &auth.config.refresh_cookie,
-                &auth.csrf_cookie,
-            ],
-        );
+        let [jwt, refresh, csrf] = &auth.wires;
+        let (_, rewrite) = cookies::scan(headers, [jwt.as_str(), refresh.as_str(), csrf.as_str()]);
+        cookies::apply(headers, rewrite);
     }
 }
 
@@ -135,18 +149,13 @@ pub fn is_gateway_cookie(auth: &AppAuth, set_cookie: &HeaderValue) -> bool {
         return false;
     };
     let name = text.split('=').next().unwrap_or("").trim();
-    [
-        &auth.config.jwt_cookie,
-        &auth.config.refresh_cookie,
-        &auth.csrf_cookie,
-    ]
-    .iter()
-    .any(|spec| {
-        let wire = spec.wire_name();
-        name == wire
-            || name == spec.name
-            || name
-                .strip_prefix(wire.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
+    let plain = [
+        &auth.config.jwt_cookie.name,
+        &auth.config.refresh_cookie.name,
+        &auth.csrf_cookie.name,
+    ];
+    auth.wires.iter().chain(plain).any(|wire| {
+        name.strip_prefix(wire.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     })
 }
