@@ -240,13 +240,25 @@ async fn run(
             let caller = login::Caller {
                 ip: client_ip(conn, req.headers()),
             };
-            return login::endpoint(auth, &gateway.login, caller, req).await;
+            // Boxed: the rare paths keep the per-request future small.
+            return Box::pin(login::endpoint(auth, &gateway.login, caller, req)).await;
         }
         if public::is_public(auth, req.uri().path()) {
             session::strip(auth, req.headers_mut());
         } else {
             let session = session::take(auth, req.headers_mut());
-            let renewed = authenticate(auth, &session, &req).await?;
+            let now = unix_now();
+            let cached = session
+                .jwt
+                .as_deref()
+                .and_then(|jwt| auth.cached_valid(jwt, now));
+            let renewed = match cached {
+                Some(identity) => Renewed {
+                    identity,
+                    set_cookies: Vec::new(),
+                },
+                None => Box::pin(authenticate(auth, &session, &req)).await?,
+            };
             if !renewed.set_cookies.is_empty()
                 && auth.session.refresh_mode == RefreshMode::Redirect
                 && req.method() == Method::GET
