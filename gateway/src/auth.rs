@@ -39,8 +39,10 @@ pub fn unix_now() -> u64 {
 
 /// Who a verified token says the user is, with the upstream headers
 /// computed once per token.
-#[derive(Debug)]
 pub struct Identity {
+    /// The token itself (the cache is keyed by its signature; a hit must
+    /// be this very token).
+    token: Box<str>,
     /// `exp`.
     pub exp: u64,
     /// `sub`.
@@ -51,6 +53,18 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// Identity headers for the upstream, in order.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the token, nor the headers (one may carry the token).
+        f.debug_struct("Identity")
+            .field("sub", &self.sub)
+            .field("sid", &self.sid)
+            .field("exp", &self.exp)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A token that passed every check, and whether it is still in time.
@@ -327,10 +341,11 @@ pub struct AppAuth {
     pub flight: SingleFlight<RefreshResult>,
     /// Metrics handles.
     pub metrics: AuthMetrics,
-    /// Every header a client may not send: those the gateway sets.
-    pub identity_headers: Vec<HeaderName>,
     /// Wire names of the JWT, refresh and CSRF cookies.
     pub wires: [String; 3],
+    /// Identity headers outside `X-Auth-Request-*` (which is stripped
+    /// wholesale), e.g. `Authorization` when it carries the token.
+    pub extra_identity_headers: Vec<HeaderName>,
     cache: Cache<Box<str>, Arc<Identity>>,
 }
 
@@ -401,7 +416,12 @@ impl AppAuth {
             domain: None,
             max_age: CSRF_MAX_AGE,
         };
-        let identity_headers = config.headers.names().cloned().collect();
+        let extra_identity_headers = config
+            .headers
+            .names()
+            .filter(|h| !h.as_str().starts_with(crate::identity::PREFIX))
+            .cloned()
+            .collect();
         let wires = [
             config.jwt_cookie.wire_name(),
             config.refresh_cookie.wire_name(),
@@ -419,7 +439,7 @@ impl AppAuth {
                 !matches!(r, Err(crate::refresh::RefreshFailure::Unavailable))
             }),
             metrics: AuthMetrics::new(app),
-            identity_headers,
+            extra_identity_headers,
             wires,
             cache: Cache::new(session.cache_capacity),
             config: config.clone(),
@@ -430,8 +450,8 @@ impl AppAuth {
 
     /// The identity of a token verified before, if it is still valid at
     /// `now` and not due for an early refresh: the steady state, no await.
-    pub fn cached_valid(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
-        let identity = self.cache.get(token)?;
+    pub fn cached_valid(&self, token: &[u8], now: u64) -> Option<Arc<Identity>> {
+        let identity = self.cached(token)?;
         match self.in_time(identity, now) {
             Checked::Valid(identity) if !self.due_for_refresh(&identity, now) => {
                 self.metrics.cache(true);
@@ -443,7 +463,7 @@ impl AppAuth {
 
     /// Verifies `token` (or finds it verified in the cache) at `now`.
     pub async fn check(&self, token: &str, now: u64) -> Result<Checked, VerifyError> {
-        if let Some(identity) = self.cache.get(token) {
+        if let Some(identity) = self.cached(token.as_bytes()) {
             self.metrics.cache(true);
             return Ok(self.in_time(identity, now));
         }
@@ -463,8 +483,17 @@ impl AppAuth {
             Verified::Valid(c) | Verified::Expired(c) => c,
         };
         let identity = Arc::new(self.identity(token, &claims));
-        self.cache.insert(token.into(), identity.clone());
+        self.cache.insert(signature(token).into(), identity.clone());
         Ok(self.in_time(identity, now))
+    }
+
+    /// The cache is keyed by the signature (a third of an RS256 token to
+    /// hash, and unique per token); the entry is used only for the very
+    /// token it was verified for.
+    fn cached(&self, token: &[u8]) -> Option<Arc<Identity>> {
+        let sig = memchr::memrchr(b'.', token).map_or(token, |dot| &token[dot + 1..]);
+        let identity = self.cache.get(std::str::from_utf8(sig).ok()?)?;
+        (identity.token.as_bytes() == token).then_some(identity)
     }
 
     fn in_time(&self, identity: Arc<Identity>, now: u64) -> Checked {
@@ -511,6 +540,7 @@ impl AppAuth {
             push(&Some(name.clone()), claim_text(claims, claim));
         }
         Identity {
+            token: token.into(),
             exp: claims.time("exp").unwrap_or(0),
             sub: claims.sub().map(str::to_owned),
             sid: claims.sid().map(str::to_owned),
@@ -524,6 +554,11 @@ impl AppAuth {
     pub fn seal_context(&self) -> String {
         format!("{}/{}", self.app, self.config.refresh_cookie.name)
     }
+}
+
+/// The signature segment of a compact JWT.
+fn signature(token: &str) -> &str {
+    token.rsplit_once('.').map_or(token, |(_, sig)| sig)
 }
 
 /// CSRF tokens are accepted for this long after the login page was shown.

@@ -137,14 +137,24 @@ impl CookieSpec {
 /// One cookie's pieces as found in a request.
 #[derive(Debug, Default)]
 pub struct Found<'a> {
-    single: Option<&'a str>,
-    chunks: Vec<(usize, &'a str)>,
+    single: Option<&'a [u8]>,
+    chunks: Vec<(usize, &'a [u8])>,
 }
 
-impl Found<'_> {
+impl<'a> Found<'a> {
+    /// The raw value when it is a single cookie (not chunked).
+    pub fn single(&self) -> Option<&'a [u8]> {
+        if self.chunks.is_empty() {
+            self.single
+        } else {
+            None
+        }
+    }
+
     /// The value, reassembled, and its layout. Chunks must be contiguous
-    /// from `.0`; a gap means a damaged value.
+    /// from `.0`; a gap (or a value that is not text) means a damaged value.
     pub fn value(self) -> (Option<String>, Layout) {
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
         let mut chunks = self.chunks;
         if !chunks.is_empty() {
             chunks.sort_unstable_by_key(|(i, _)| *i);
@@ -153,11 +163,20 @@ impl Found<'_> {
                 .iter()
                 .enumerate()
                 .all(|(want, (got, _))| want == *got);
-            let value = contiguous.then(|| chunks.iter().map(|(_, v)| *v).collect::<String>());
+            let value = contiguous
+                .then(|| {
+                    text(
+                        &chunks
+                            .iter()
+                            .flat_map(|(_, v)| v.iter().copied())
+                            .collect::<Vec<u8>>(),
+                    )
+                })
+                .flatten();
             return (value, layout);
         }
         match self.single {
-            Some(value) => (Some(value.to_owned()), Layout::Single),
+            Some(value) => (text(value), Layout::Single),
             None => (None, Layout::Absent),
         }
     }
@@ -177,8 +196,10 @@ pub enum Rewrite {
 
 /// One pass over the request's `Cookie` headers (HTTP/2 may send several):
 /// the pieces of each cookie named in `wires` (single or `NAME.N` chunks),
-/// and how the header looks without them. The pass allocates nothing unless
-/// a value is chunked or app cookies must be kept beside the gateway's.
+/// and how the header looks without them. Bytes are scanned with `memchr`
+/// and nothing is validated or copied but the gateway's own values; the pass
+/// allocates nothing unless a value is chunked or app cookies must be kept
+/// beside the gateway's.
 pub fn scan<'a, const N: usize>(
     headers: &'a HeaderMap,
     wires: [&str; N],
@@ -203,18 +224,18 @@ pub fn scan<'a, const N: usize>(
         (false, _) => Rewrite::Keep,
         (true, false) => Rewrite::Remove,
         (true, true) => {
-            let mut kept = String::new();
+            let mut kept: Vec<u8> = Vec::new();
             for (name, value) in pairs(headers) {
                 if classify(name, &wires).is_none() {
                     if !kept.is_empty() {
-                        kept.push_str("; ");
+                        kept.extend_from_slice(b"; ");
                     }
-                    kept.push_str(name);
-                    kept.push('=');
-                    kept.push_str(value);
+                    kept.extend_from_slice(name);
+                    kept.push(b'=');
+                    kept.extend_from_slice(value);
                 }
             }
-            match HeaderValue::from_str(&kept) {
+            match HeaderValue::from_bytes(&kept) {
                 Ok(v) => Rewrite::Replace(v),
                 Err(_) => Rewrite::Remove,
             }
@@ -237,34 +258,56 @@ pub fn apply(headers: &mut HeaderMap, rewrite: Rewrite) {
 }
 
 /// `name=value` pairs of every `Cookie` header, trimmed; values as sent.
-fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let pair = pair.trim();
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers.get_all(COOKIE).iter().flat_map(|v| {
+        split_pairs(v.as_bytes()).filter_map(|pair| {
+            let pair = pair.trim_ascii();
             if pair.is_empty() {
                 return None;
             }
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((name.trim(), value.trim()))
+            let (name, value) = match memchr::memchr(b'=', pair) {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            Some((name.trim_ascii(), value.trim_ascii()))
         })
+    })
+}
+
+/// `a; b; c` → `a`, ` b`, ` c`, finding each `;` with `memchr` (a JWT is
+/// a kilobyte with none in it).
+fn split_pairs(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b';', r) {
+            Some(at) => {
+                rest = Some(&r[at + 1..]);
+                Some(&r[..at])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Which of `wires` `name` is, and its chunk index if it is a chunk.
-fn classify(name: &str, wires: &[&str]) -> Option<(usize, Option<usize>)> {
+fn classify(name: &[u8], wires: &[&str]) -> Option<(usize, Option<usize>)> {
     wires.iter().enumerate().find_map(|(i, wire)| {
-        let rest = name.strip_prefix(wire)?;
+        let rest = name.strip_prefix(wire.as_bytes())?;
         if rest.is_empty() {
             return Some((i, None));
         }
-        let index = rest.strip_prefix('.')?;
-        if index.is_empty() || index.len() > 3 || !index.bytes().all(|b| b.is_ascii_digit()) {
+        let index = rest.strip_prefix(b".")?;
+        if index.is_empty() || index.len() > 3 || !index.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        index.parse().ok().map(|n| (i, Some(n)))
+        let n = index
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        Some((i, Some(n)))
     })
 }
 
@@ -292,14 +335,20 @@ pub fn strip(headers: &mut HeaderMap, specs: &[&CookieSpec]) {
     }
     let wires: Vec<String> = specs.iter().map(|s| s.wire_name()).collect();
     let names: Vec<&str> = wires.iter().map(String::as_str).collect();
-    let ours = |name: &str| classify(name, &names).is_some();
-    let kept: Vec<String> = pairs(headers)
-        .filter(|(name, _)| !ours(name))
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
+    let mut kept: Vec<u8> = Vec::new();
+    for (name, value) in pairs(headers) {
+        if classify(name, &names).is_none() {
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(name);
+            kept.push(b'=');
+            kept.extend_from_slice(value);
+        }
+    }
     headers.remove(COOKIE);
     if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+        if let Ok(v) = HeaderValue::from_bytes(&kept) {
             headers.insert(COOKIE, v);
         }
     }

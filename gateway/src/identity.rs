@@ -10,23 +10,27 @@ use http::HeaderMap;
 
 use crate::auth::{AppAuth, Identity};
 
-const PREFIX: &str = "x-auth-request-";
+/// Every header with this prefix is the gateway's to set (names are
+/// lower-case in `http`).
+pub const PREFIX: &str = "x-auth-request-";
 
 /// Removes identity headers the client sent.
 pub fn strip_client(headers: &mut HeaderMap, auth: Option<&AppAuth>) {
     if let Some(auth) = auth {
-        for name in &auth.identity_headers {
+        for name in &auth.extra_identity_headers {
             headers.remove(name);
         }
     }
-    // Header names are lower-case in `http`.
-    let spoofed: Vec<_> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(PREFIX))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
+    // One look at the names; nothing allocated unless a client sent some.
+    if headers.keys().any(|name| name.as_str().starts_with(PREFIX)) {
+        let spoofed: Vec<_> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with(PREFIX))
+            .cloned()
+            .collect();
+        for name in spoofed {
+            headers.remove(name);
+        }
     }
 }
 

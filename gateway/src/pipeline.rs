@@ -246,18 +246,16 @@ async fn run(
         if public::is_public(auth, req.uri().path()) {
             session::strip(auth, req.headers_mut());
         } else {
-            let session = session::take(auth, req.headers_mut());
             let now = unix_now();
-            let cached = session
-                .jwt
-                .as_deref()
-                .and_then(|jwt| auth.cached_valid(jwt, now));
-            let renewed = match cached {
+            let renewed = match session::take_if_valid(auth, req.headers_mut(), now) {
                 Some(identity) => Renewed {
                     identity,
                     set_cookies: Vec::new(),
                 },
-                None => Box::pin(authenticate(auth, &session, &req)).await?,
+                None => {
+                    let session = session::take(auth, req.headers_mut());
+                    Box::pin(authenticate(auth, &session, &req)).await?
+                }
             };
             if !renewed.set_cookies.is_empty()
                 && auth.session.refresh_mode == RefreshMode::Redirect
