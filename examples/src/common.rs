@@ -174,7 +174,7 @@ header a {{ color: #fff; text-decoration: none; }}
 nav {{ display: flex; flex-wrap: wrap; gap: 1rem; }}
 nav a {{ opacity: .85; }}
 nav a:hover, nav a[aria-current] {{ opacity: 1; text-decoration: underline; }}
-main {{ padding: 1.5rem 1rem 3rem; }}
+main.wrap {{ padding: 1.5rem 1rem 3rem; }}
 h1 {{ font-size: 1.6rem; margin: 0 0 1rem; }}
 a {{ color: var(--accent); }}
 .signed-in {{ margin: 0 0 1.25rem; padding: .5rem .75rem; background: #fff; border-left: 4px solid var(--accent); }}

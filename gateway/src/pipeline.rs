@@ -232,41 +232,17 @@ async fn run(
     let app = &gateway.apps[index];
     tracing::Span::current().record("app", app.config.name.as_str());
 
+    // identity headers out, then the login stages
     let mut req = req;
     identity::strip_client(req.headers_mut(), app.auth.as_deref());
     let mut set_cookies = Vec::new();
     if let Some(auth) = &app.auth {
         if login::owns(auth, req.uri().path()) {
-            let caller = login::Caller {
-                ip: client_ip(conn, req.headers()),
-            };
-            // Boxed: the rare paths keep the per-request future small.
-            return Box::pin(login::endpoint(auth, &gateway.login, caller, req)).await;
+            return own_page(conn, auth, req).await;
         }
-        if public::is_public(auth, req.uri().path()) {
-            session::strip(auth, req.headers_mut());
-        } else {
-            let now = unix_now();
-            let renewed = match session::take_if_valid(auth, req.headers_mut(), now) {
-                Some(identity) => Renewed {
-                    identity,
-                    set_cookies: Vec::new(),
-                },
-                None => {
-                    let session = session::take(auth, req.headers_mut());
-                    Box::pin(authenticate(auth, &session, &req)).await?
-                }
-            };
-            if !renewed.set_cookies.is_empty()
-                && auth.session.refresh_mode == RefreshMode::Redirect
-                && req.method() == Method::GET
-                && is_navigation(&req)
-            {
-                return Ok(reload(&req, renewed.set_cookies));
-            }
-            authorize::stage(auth, &renewed.identity)?;
-            identity::apply(req.headers_mut(), &renewed.identity);
-            set_cookies = renewed.set_cookies;
+        match guard(auth, &mut req).await? {
+            Step::Continue(cookies) => set_cookies = cookies,
+            Step::Respond(response) => return Ok(response),
         }
     }
 
@@ -295,6 +271,62 @@ async fn run(
         finish_response(auth, &mut response, set_cookies);
     }
     Ok(response)
+}
+
+/// What the login stages decided.
+enum Step {
+    /// Forward the request (identity headers set, gateway cookies out) and
+    /// add these `Set-Cookie` values to the answer.
+    Continue(Vec<HeaderValue>),
+    /// Answer with this instead (a refresh redirect).
+    Respond(Response<Body>),
+}
+
+/// The gateway's own pages on the app's host (boxed: rare, and kept out of
+/// the per-request future).
+async fn own_page(
+    conn: &ConnInfo,
+    auth: &Arc<AppAuth>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let caller = login::Caller {
+        ip: client_ip(conn, req.headers()),
+    };
+    Box::pin(login::endpoint(auth, &conn.gateway.login, caller, req)).await
+}
+
+/// The login stages of an app with login, in order, for a request that is
+/// not for the gateway's own pages.
+async fn guard(auth: &Arc<AppAuth>, req: &mut Request<Incoming>) -> Result<Step, Error> {
+    // public paths: no session, but never the gateway's cookies
+    if public::is_public(auth, req.uri().path()) {
+        session::strip(auth, req.headers_mut());
+        return Ok(Step::Continue(Vec::new()));
+    }
+    // session + verify: the steady state is a cached token, no await
+    let now = unix_now();
+    let renewed = match session::take_if_valid(auth, req.headers_mut(), now) {
+        Some(identity) => Renewed {
+            identity,
+            set_cookies: Vec::new(),
+        },
+        // verify in full, refresh (boxed: rare)
+        None => {
+            let session = session::take(auth, req.headers_mut());
+            Box::pin(authenticate(auth, &session, req)).await?
+        }
+    };
+    if !renewed.set_cookies.is_empty()
+        && auth.session.refresh_mode == RefreshMode::Redirect
+        && req.method() == Method::GET
+        && is_navigation(req)
+    {
+        return Ok(Step::Respond(reload(req, renewed.set_cookies)));
+    }
+    // authorize
+    authorize::stage(auth, &renewed.identity)?;
+    identity::apply(req.headers_mut(), &renewed.identity);
+    Ok(Step::Continue(renewed.set_cookies))
 }
 
 /// The session, verify and refresh stages: the identity to forward with.
