@@ -6,6 +6,7 @@ mod support;
 mod auth_admin;
 mod cli;
 mod forwarding;
+mod glewlwyd;
 mod identity;
 mod idp_client;
 mod login;

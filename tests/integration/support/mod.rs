@@ -8,6 +8,7 @@ pub mod auth;
 pub mod browser;
 pub mod client;
 pub mod gateway;
+pub mod glewlwyd;
 pub mod idp;
 pub mod process;
 pub mod tls;
