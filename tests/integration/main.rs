@@ -5,6 +5,7 @@ mod support;
 
 mod auth_admin;
 mod cli;
+mod compose;
 mod forwarding;
 mod glewlwyd;
 mod identity;
