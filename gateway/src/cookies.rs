@@ -4,7 +4,8 @@
 //! Input: a [`CookieSpec`] per cookie (name, `Secure`, optional `Domain`,
 //! lifetime) and the request's `Cookie` headers. Output: the stored value
 //! (reassembled from chunks), `Set-Cookie` values that store or clear it, and
-//! a `Cookie` header with the gateway's cookies removed for the upstream.
+//! a `Cookie` header with the gateway's cookies removed for the upstream
+//! ([`scan`] and [`apply`], one pass).
 //!
 //! Rules (each tested): `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless
 //! disabled, host-only unless a domain is configured, and the `__Host-` name
@@ -327,33 +328,6 @@ fn split(value: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Removes the cookies named by `specs` (and their chunks) from the request's
-/// `Cookie` headers; the app's own cookies pass untouched, in order.
-pub fn strip(headers: &mut HeaderMap, specs: &[&CookieSpec]) {
-    if !headers.contains_key(COOKIE) {
-        return;
-    }
-    let wires: Vec<String> = specs.iter().map(|s| s.wire_name()).collect();
-    let names: Vec<&str> = wires.iter().map(String::as_str).collect();
-    let mut kept: Vec<u8> = Vec::new();
-    for (name, value) in pairs(headers) {
-        if classify(name, &names).is_none() {
-            if !kept.is_empty() {
-                kept.extend_from_slice(b"; ");
-            }
-            kept.extend_from_slice(name);
-            kept.push(b'=');
-            kept.extend_from_slice(value);
-        }
-    }
-    headers.remove(COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_bytes(&kept) {
-            headers.insert(COOKIE, v);
-        }
-    }
-}
-
 /// Encrypts and authenticates cookie values (AES-256-GCM).
 pub struct Sealer {
     key: Key,
@@ -551,13 +525,16 @@ mod tests {
             COOKIE,
             HeaderValue::from_static("__Host-store_at.1=b; __Host-store_rtx=keep"),
         );
-        strip(&mut h, &[&rt, &at]);
+        let (rt_wire, at_wire) = (rt.wire_name(), at.wire_name());
+        let (_, rewrite) = scan(&h, [rt_wire.as_str(), at_wire.as_str()]);
+        apply(&mut h, rewrite);
         assert_eq!(h.get_all(COOKIE).iter().count(), 1);
         assert_eq!(h[COOKIE], "theme=dark; cart=3; __Host-store_rtx=keep");
 
         let mut only_ours = HeaderMap::new();
         only_ours.insert(COOKIE, HeaderValue::from_static("__Host-store_rt=x"));
-        strip(&mut only_ours, &[&rt]);
+        let (_, rewrite) = scan(&only_ours, [rt_wire.as_str()]);
+        apply(&mut only_ours, rewrite);
         assert!(!only_ours.contains_key(COOKIE));
     }
 
