@@ -142,7 +142,10 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.connect().await?;
+        // Boxed: a new connection is the rare path, and its future (TCP,
+        // TLS, handshake) is several kB that every request's future would
+        // otherwise carry and copy.
+        let mut sender = Box::pin(self.connect()).await?;
         let response = sender
             .send_request(req)
             .await
