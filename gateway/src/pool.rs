@@ -203,6 +203,7 @@ where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(io))
         .await
         .map_err(std::io::Error::other)?;

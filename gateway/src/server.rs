@@ -187,6 +187,7 @@ impl Protocols {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .keep_alive(true)
+            .writev(false)
             // Our own watchdog separates the header timeout from the idle timeout.
             .header_read_timeout(None)
             .max_buf_size(server.max_header_bytes.max(8192));
