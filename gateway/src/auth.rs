@@ -346,7 +346,7 @@ pub struct AppAuth {
     /// Identity headers outside `X-Auth-Request-*` (which is stripped
     /// wholesale), e.g. `Authorization` when it carries the token.
     pub extra_identity_headers: Vec<HeaderName>,
-    cache: Cache<Box<str>, Arc<Identity>>,
+    cache: Cache<u128, Arc<Identity>>,
 }
 
 impl std::fmt::Debug for AppAuth {
@@ -483,16 +483,16 @@ impl AppAuth {
             Verified::Valid(c) | Verified::Expired(c) => c,
         };
         let identity = Arc::new(self.identity(token, &claims));
-        self.cache.insert(signature(token).into(), identity.clone());
+        self.cache
+            .insert(cache_key(token.as_bytes()), identity.clone());
         Ok(self.in_time(identity, now))
     }
 
-    /// The cache is keyed by the signature (a third of an RS256 token to
-    /// hash, and unique per token); the entry is used only for the very
-    /// token it was verified for.
+    /// The cache is keyed by the signature's last 16 bytes (see
+    /// [`cache_key`]); the entry is used only for the very token it was
+    /// verified for.
     fn cached(&self, token: &[u8]) -> Option<Arc<Identity>> {
-        let sig = memchr::memrchr(b'.', token).map_or(token, |dot| &token[dot + 1..]);
-        let identity = self.cache.get(std::str::from_utf8(sig).ok()?)?;
+        let identity = self.cache.get(&cache_key(token))?;
         (identity.token.as_bytes() == token).then_some(identity)
     }
 
@@ -557,8 +557,18 @@ impl AppAuth {
 }
 
 /// The signature segment of a compact JWT.
-fn signature(token: &str) -> &str {
-    token.rsplit_once('.').map_or(token, |(_, sig)| sig)
+/// The verified-token cache's key: the last 16 bytes of the token, which
+/// are the end of its signature. A signature is unpredictable, so 96 bits of
+/// it (16 base64url characters) tell tokens apart without hashing a whole
+/// token on every request; only tokens with a valid signature are ever
+/// inserted, so a client cannot choose keys, and a lookup still compares the
+/// whole token, so a collision could only cost a verification, never admit a
+/// token.
+fn cache_key(token: &[u8]) -> u128 {
+    let mut tail = [0u8; 16];
+    let n = token.len().min(16);
+    tail[16 - n..].copy_from_slice(&token[token.len() - n..]);
+    u128::from_le_bytes(tail)
 }
 
 /// CSRF tokens are accepted for this long after the login page was shown.
