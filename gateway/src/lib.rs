@@ -56,6 +56,7 @@ pub mod telemetry;
 pub mod throttle;
 pub mod tls;
 pub mod verify;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use server::{serve, Listeners};

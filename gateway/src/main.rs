@@ -43,12 +43,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     gateway::telemetry::init(&config.log);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(n) = config.server.worker_threads {
-        runtime.worker_threads(n);
-    }
-    let runtime = match runtime.build() {
+    // The accept loop, the admin listener and background work; requests are
+    // served on the worker threads `serve` starts.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gateway: cannot start the runtime: {e}");

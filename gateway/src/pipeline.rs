@@ -93,6 +93,7 @@ impl Gateway {
             u.connect_timeout,
             u.pool_idle_timeout,
             u.pool_max_idle_per_host,
+            crate::workers::count(config.server.worker_threads),
         ));
         let (auths, idps) = auth::build(&config.apps, &config.session)?;
         let apps = config

@@ -37,7 +37,9 @@ struct IdleConn {
 
 /// One upstream's connection settings.
 pub struct Upstream {
-    idle: Arc<ArrayQueue<IdleConn>>,
+    /// One idle queue per worker thread (plus one for other threads), so a
+    /// connection is only ever used by the worker whose event loop drives it.
+    idle: Arc<[ArrayQueue<IdleConn>]>,
     scheme: Scheme,
     authority: Authority,
     settings: Arc<Settings>,
@@ -49,15 +51,22 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Idle connections older than this are not reused.
     pub idle_timeout: Duration,
-    /// Idle connections kept per upstream.
+    /// Idle connections kept per upstream and worker thread.
     pub max_idle: usize,
+    /// Idle queues per upstream: the worker threads plus one.
+    pub slots: usize,
     /// TLS for `https` upstreams (web PKI roots).
     pub tls: tokio_rustls::TlsConnector,
 }
 
 impl Settings {
     /// Settings with a TLS client that trusts the web PKI roots.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Settings {
+    pub fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+        workers: usize,
+    ) -> Settings {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
@@ -82,6 +91,7 @@ impl Settings {
             connect_timeout,
             idle_timeout,
             max_idle,
+            slots: workers + 1,
             tls: tokio_rustls::TlsConnector::from(tls),
         }
     }
@@ -89,7 +99,8 @@ impl Settings {
 
 /// A connection lent to one request; see [`Lease::release`].
 pub struct Lease {
-    idle: Arc<ArrayQueue<IdleConn>>,
+    idle: Arc<[ArrayQueue<IdleConn>]>,
+    slot: usize,
     sender: SendRequest<Incoming>,
 }
 
@@ -99,7 +110,7 @@ impl Lease {
     /// drops (closes) the connection.
     pub fn release(self) {
         if !self.sender.is_closed() {
-            let _ = self.idle.push(IdleConn {
+            let _ = self.idle[self.slot].push(IdleConn {
                 sender: self.sender,
                 since: Instant::now(),
             });
@@ -117,7 +128,9 @@ impl Upstream {
     /// An upstream at `scheme://authority`.
     pub fn new(scheme: Scheme, authority: Authority, settings: Arc<Settings>) -> Upstream {
         Upstream {
-            idle: Arc::new(ArrayQueue::new(settings.max_idle.max(1))),
+            idle: (0..settings.slots.max(1))
+                .map(|_| ArrayQueue::new(settings.max_idle.max(1)))
+                .collect(),
             scheme,
             authority,
             settings,
@@ -156,13 +169,19 @@ impl Upstream {
     fn lease(&self, sender: SendRequest<Incoming>) -> Lease {
         Lease {
             idle: self.idle.clone(),
+            slot: self.slot(),
             sender,
         }
     }
 
+    /// The calling worker's idle queue.
+    fn slot(&self) -> usize {
+        crate::workers::current().min(self.idle.len() - 1)
+    }
+
     /// The oldest idle connection that is still usable.
     fn take_idle(&self) -> Option<SendRequest<Incoming>> {
-        while let Some(conn) = self.idle.pop() {
+        while let Some(conn) = self.idle[self.slot()].pop() {
             if !conn.sender.is_closed() && conn.since.elapsed() < self.settings.idle_timeout {
                 return Some(conn.sender);
             }

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::connection::{Activity, Limits, Parkable, Tracked, Verdict};
 use crate::pipeline::{self, ConnInfo, Gateway};
+use crate::workers::Workers;
 use crate::{admin, metrics, proxy_headers};
 
 /// The sockets the gateway serves on, bound before [`serve`] is called so
@@ -93,6 +94,7 @@ pub async fn serve(
     }
     warn_about_development_settings(&gateway.config);
     let connections = TaskTracker::new();
+    let workers = Workers::start(crate::workers::count(gateway.config.server.worker_threads))?;
 
     if let Some(admin_listener) = listeners.admin {
         let addr = admin_listener.local_addr()?;
@@ -123,18 +125,30 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let serving = serve_connection(
-                        gateway.clone(),
-                        protocols.clone(),
-                        tls.clone(),
-                        tcp,
-                        peer,
-                        cancel.clone(),
-                    );
-                    let stop = gateway.stop.clone();
-                    connections.spawn(async move {
+                    // Handed over as a plain socket and registered again on
+                    // the worker that serves it, so its readiness events
+                    // reach that worker's event loop directly rather than
+                    // through this one.
+                    let tcp = match tcp.into_std() {
+                        Ok(tcp) => tcp,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "accepted connection lost before serving");
+                            continue;
+                        }
+                    };
+                    let (gateway, protocols, tls, cancel) =
+                        (gateway.clone(), protocols.clone(), tls.clone(), cancel.clone());
+                    workers.spawn(&connections, async move {
+                        let tcp = match TcpStream::from_std(tcp) {
+                            Ok(tcp) => tcp,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "accepted connection lost before serving");
+                                return;
+                            }
+                        };
+                        let stop = gateway.stop.clone();
                         tokio::select! {
-                            () = serving => {}
+                            () = serve_connection(gateway, protocols, tls, tcp, peer, cancel) => {}
                             () = stop.cancelled() => {}
                         }
                     });
@@ -170,6 +184,7 @@ pub async fn serve(
     // Cut whatever outlived the grace period, so that an embedding program's
     // runtime is left with no gateway tasks.
     gateway.stop.cancel();
+    drop(workers);
     Ok(())
 }
 

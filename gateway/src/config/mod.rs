@@ -59,7 +59,8 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
     /// TLS termination on the proxy listener; `None` serves plain HTTP (and h2c).
     pub tls: Option<TlsConfig>,
-    /// Runtime worker threads; `None` uses one per core.
+    /// Worker threads, each an event loop serving its share of the
+    /// connections; `None` uses one per core.
     pub worker_threads: Option<usize>,
     /// Longest time a client may take to send a complete request head.
     pub header_read_timeout: Duration,
@@ -130,7 +131,7 @@ pub struct UpstreamConfig {
     pub response_timeout: Duration,
     /// Idle pooled connections are closed after this long.
     pub pool_idle_timeout: Duration,
-    /// Idle pooled connections kept per upstream.
+    /// Idle pooled connections kept per upstream and worker thread.
     pub pool_max_idle_per_host: usize,
 }
 
