@@ -147,9 +147,14 @@ pub async fn serve(
                             }
                         };
                         let stop = gateway.stop.clone();
+                        let stopped = stop.cancelled();
+                        tokio::pin!(stopped);
+                        let mut armed = false;
                         tokio::select! {
                             () = serve_connection(gateway, protocols, tls, tcp, peer, cancel) => {}
-                            () = stop.cancelled() => {}
+                            () = std::future::poll_fn(|cx| {
+                                poll_gated(stopped.as_mut(), &mut armed, stop.is_cancelled(), cx)
+                            }) => {}
                         }
                     });
                 }
@@ -327,6 +332,9 @@ async fn serve_h1<S: Parkable>(
             hyper::service::service_fn(move |req| pipeline::handle(service_info.clone(), req));
         let mut conn = Box::pin(protocols.h1.serve_connection(io, service).with_upgrades());
         let mut closing = false;
+        // Polled again on entry: the parked loop below may have left the
+        // watchdog reset after it fired, with no waker registered.
+        let (mut cancel_armed, mut watchdog_armed) = (false, false);
         let ended = loop {
             tokio::select! {
                 // Order matters: a response finishing inside `conn`'s poll sets
@@ -340,13 +348,20 @@ async fn serve_h1<S: Parkable>(
                     let soon = tokio::time::Instant::now() + limits.release.min(limits.idle);
                     if watchdog.deadline() > soon {
                         watchdog.as_mut().reset(soon);
+                        // It may have fired unseen (and so lost its waker).
+                        watchdog_armed = false;
                     }
                 }
-                () = &mut cancelled, if !closing => {
+                () = std::future::poll_fn(|cx| {
+                    poll_gated(cancelled.as_mut(), &mut cancel_armed, cancel.is_cancelled(), cx)
+                }), if !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = &mut watchdog => {
+                () = std::future::poll_fn(|cx| {
+                    let fired = watchdog.is_elapsed();
+                    poll_gated(watchdog.as_mut(), &mut watchdog_armed, fired, cx)
+                }) => {
                     let now = tokio::time::Instant::now();
                     match activity.check(now, limits, !closing) {
                         Verdict::HeaderTimeout => {
@@ -410,6 +425,31 @@ async fn serve_h1<S: Parkable>(
     }
 }
 
+/// Polls `fut`, a cancellation or a timer that a `select!` loop would
+/// otherwise poll at every wake-up of the connection's task (several per
+/// request under load), only when it may have fired: the first time, which
+/// registers the task's waker (valid for the task's whole life), and then
+/// only once `fired` (the token's or timer's own cheap check) says so. A
+/// token's future locks its waiter list and a timer re-registers its waker
+/// at every poll. A fired timer has given up its waker, so after a `Ready`
+/// the next poll registers it again.
+fn poll_gated<F: Future<Output = ()>>(
+    fut: Pin<&mut F>,
+    armed: &mut bool,
+    fired: bool,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<()> {
+    if *armed && !fired {
+        return std::task::Poll::Pending;
+    }
+    *armed = true;
+    let poll = fut.poll(cx);
+    if poll.is_ready() {
+        *armed = false;
+    }
+    poll
+}
+
 /// Ready once after each finished request. No waker is registered: the flag is
 /// only ever set while the connection future is being polled by this task.
 fn recheck_ready(activity: &Activity) -> std::task::Poll<()> {
@@ -437,6 +477,9 @@ async fn serve_h2<S: Parkable>(
     tokio::pin!(conn);
     let watchdog = tokio::time::sleep(limits.idle);
     tokio::pin!(watchdog);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    let (mut cancel_armed, mut watchdog_armed) = (false, false);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -446,11 +489,16 @@ async fn serve_h2<S: Parkable>(
                 }
                 return;
             }
-            () = cancel.cancelled(), if !closing => {
+            () = std::future::poll_fn(|cx| {
+                poll_gated(cancelled.as_mut(), &mut cancel_armed, cancel.is_cancelled(), cx)
+            }), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = &mut watchdog => {
+            () = std::future::poll_fn(|cx| {
+                let fired = watchdog.is_elapsed();
+                poll_gated(watchdog.as_mut(), &mut watchdog_armed, fired, cx)
+            }) => {
                 let now = tokio::time::Instant::now();
                 match activity.check(now, limits, false) {
                     Verdict::WaitUntil(at) => watchdog.as_mut().reset(at),
