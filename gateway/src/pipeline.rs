@@ -177,7 +177,12 @@ pub async fn handle(
         path = req.uri().path(),
         app = tracing::field::Empty,
     );
-    let result = run(&conn, req, &mut ctx).instrument(span.clone()).await;
+    // A disabled span (log level above `info`) would only cost the wrapper's
+    // copy of the whole request future.
+    let result = match span.is_disabled() {
+        true => run(&conn, req, &mut ctx).await,
+        false => run(&conn, req, &mut ctx).instrument(span.clone()).await,
+    };
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
