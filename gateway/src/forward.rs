@@ -99,11 +99,7 @@ pub async fn forward(
     *req.version_mut() = Version::HTTP_11;
 
     let started = Instant::now();
-    let (mut response, lease) =
-        match tokio::time::timeout(response_timeout, target.upstream.send(req)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(Error::UpstreamTimeout("no response head in time")),
-        };
+    let (mut response, lease) = target.upstream.send(req, response_timeout).await?;
     let elapsed = started.elapsed();
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {

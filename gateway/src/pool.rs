@@ -5,8 +5,8 @@
 //! response plus a [`Lease`] on the connection, which returns the connection
 //! to the pool once the response body has been read to its end (the response
 //! [`Body`](crate::body::Body) holds the lease). Failure: connect refused or
-//! reset → [`Error::UpstreamUnreachable`]; connect too slow →
-//! [`Error::UpstreamTimeout`].
+//! reset → [`Error::UpstreamUnreachable`]; connect or response head too slow
+//! → [`Error::UpstreamTimeout`].
 //!
 //! Idle connections wait in a bounded lock-free queue per upstream (a few
 //! atomic operations to check one out or in, no lock, no hashing), oldest
@@ -15,7 +15,12 @@
 //! request back unsent (hyper's `try_send_request`), and the request goes out
 //! on another connection instead, so a race with an upstream's idle timeout
 //! never fails a request.
+//!
+//! Each connection keeps its own response timer: moving a registered timer's
+//! deadline later is one atomic operation, where a timer per request is a
+//! registration with the runtime's timer wheel and a removal.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,11 +32,13 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::error::Error;
 
 struct IdleConn {
     sender: SendRequest<Incoming>,
+    timer: Pin<Box<Sleep>>,
     since: Instant,
 }
 
@@ -102,6 +109,7 @@ pub struct Lease {
     idle: Arc<[ArrayQueue<IdleConn>]>,
     slot: usize,
     sender: SendRequest<Incoming>,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Lease {
@@ -112,6 +120,7 @@ impl Lease {
         if !self.sender.is_closed() {
             let _ = self.idle[self.slot].push(IdleConn {
                 sender: self.sender,
+                timer: self.timer,
                 since: Instant::now(),
             });
         }
@@ -137,17 +146,37 @@ impl Upstream {
         }
     }
 
-    /// Sends `req` on an idle connection, or on a new one.
+    /// Sends `req` on an idle connection, or on a new one, and waits for
+    /// the response head, all within `timeout`.
     pub async fn send(
         &self,
         mut req: Request<Incoming>,
+        timeout: Duration,
     ) -> Result<(Response<Incoming>, Lease), Error> {
-        while let Some(mut sender) = self.take_idle() {
-            if sender.ready().await.is_err() {
+        const TIMED_OUT: Error = Error::UpstreamTimeout("no response head in time");
+        let deadline = tokio::time::Instant::now() + timeout;
+        while let Some(IdleConn {
+            mut sender,
+            mut timer,
+            ..
+        }) = self.take_idle()
+        {
+            timer.as_mut().reset(deadline);
+            let ready = tokio::select! {
+                biased;
+                ready = sender.ready() => ready.is_ok(),
+                () = timer.as_mut() => return Err(TIMED_OUT),
+            };
+            if !ready {
                 continue;
             }
-            match sender.try_send_request(req).await {
-                Ok(response) => return Ok((response, self.lease(sender))),
+            let sent = tokio::select! {
+                biased;
+                sent = sender.try_send_request(req) => sent,
+                () = timer.as_mut() => return Err(TIMED_OUT),
+            };
+            match sent {
+                Ok(response) => return Ok((response, self.lease(sender, timer))),
                 Err(mut e) => match e.take_message() {
                     // Not sent: the connection was closing. Try the next one.
                     Some(unsent) => req = unsent,
@@ -158,19 +187,26 @@ impl Upstream {
         // Boxed: a new connection is the rare path, and its future (TCP,
         // TLS, handshake) is several kB that every request's future would
         // otherwise carry and copy.
-        let mut sender = Box::pin(self.connect()).await?;
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| Error::UpstreamUnreachable(Box::new(e)))?;
-        Ok((response, self.lease(sender)))
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+        let mut sender = tokio::select! {
+            biased;
+            connected = Box::pin(self.connect()) => connected?,
+            () = timer.as_mut() => return Err(TIMED_OUT),
+        };
+        let response = tokio::select! {
+            biased;
+            sent = sender.send_request(req) => sent.map_err(|e| Error::UpstreamUnreachable(Box::new(e)))?,
+            () = timer.as_mut() => return Err(TIMED_OUT),
+        };
+        Ok((response, self.lease(sender, timer)))
     }
 
-    fn lease(&self, sender: SendRequest<Incoming>) -> Lease {
+    fn lease(&self, sender: SendRequest<Incoming>, timer: Pin<Box<Sleep>>) -> Lease {
         Lease {
             idle: self.idle.clone(),
             slot: self.slot(),
             sender,
+            timer,
         }
     }
 
@@ -180,10 +216,10 @@ impl Upstream {
     }
 
     /// The oldest idle connection that is still usable.
-    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+    fn take_idle(&self) -> Option<IdleConn> {
         while let Some(conn) = self.idle[self.slot()].pop() {
             if !conn.sender.is_closed() && conn.since.elapsed() < self.settings.idle_timeout {
-                return Some(conn.sender);
+                return Some(conn);
             }
         }
         None

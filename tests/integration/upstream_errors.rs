@@ -56,6 +56,32 @@ async fn slow_upstream_is_a_504_page() {
 }
 
 #[tokio::test]
+async fn slow_answer_on_a_reused_connection_is_a_504_too() {
+    // Pooled connections keep their response timer between requests: the
+    // second request goes out on the first one's connection.
+    let upstream = RecordingUpstream::start_with(|req| async move {
+        if req.uri.path() == "/slow" {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        http::Response::new(crate::support::upstream::full("answer"))
+    })
+    .await;
+    let gw = TestGateway::new()
+        .section("[upstream]\nresponse_timeout = \"300ms\"")
+        .app(AppSpec::new("store", "store.example.com", upstream.addr))
+        .start()
+        .await;
+    let client = Client::new(gw.addr);
+    for (path, status) in [("/", 200), ("/", 200), ("/slow", 504), ("/", 200)] {
+        let reply = client.get("store.example.com", path).await;
+        assert_eq!(reply.status, status, "GET {path}");
+    }
+    assert_eq!(upstream.requests().len(), 4);
+    // One connection for the first three, a new one after the timeout.
+    assert_eq!(upstream.connections(), 2);
+}
+
+#[tokio::test]
 async fn upstream_connect_timeout_is_a_504() {
     // A listener whose accept queue is full never completes new handshakes:
     // backlog 0 plus one unaccepted connection keeps the next SYN waiting.
