@@ -132,10 +132,16 @@ pub(crate) fn is_get_or_head(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
 }
 
-/// The user the gateway vouched for (`X-Auth-Request-User`), HTML-escaped,
-/// or `nobody` when the header is absent.
+/// The user the gateway vouched for, HTML-escaped: the e-mail address
+/// (`X-Auth-Request-Email`) when there is one, a person's name for it where
+/// `X-Auth-Request-User` is often an opaque id (FusionAuth's `sub`), else the
+/// user, else `nobody`.
 pub(crate) fn signed_in_as(headers: &HeaderMap) -> String {
-    match headers.get("x-auth-request-user") {
+    let shown = headers
+        .get("x-auth-request-email")
+        .filter(|v| !v.is_empty())
+        .or_else(|| headers.get("x-auth-request-user"));
+    match shown {
         Some(user) => escape_html(&String::from_utf8_lossy(user.as_bytes())),
         None => "nobody".to_owned(),
     }

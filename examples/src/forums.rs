@@ -17,7 +17,11 @@ const SITE: Site = Site {
     name: "Forums",
     accent: "#6d28d9",
     nav: &[("/", "Home"), ("/posts", "Posts")],
-    head_extra: "",
+    // An inline icon: without one, browsers ask for `/favicon.ico`, a 404.
+    head_extra: "<link rel=\"icon\" type=\"image/svg+xml\" href=\"data:image/svg+xml,\
+                 %3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E\
+                 %3Crect width='32' height='32' rx='6' fill='%236d28d9'/%3E\
+                 %3Cpath d='M8 9h16v11H14l-5 4v-4H8z' fill='%23fff'/%3E%3C/svg%3E\">\n",
 };
 
 /// Fixed posts: `(title, author, replies, excerpt)`.

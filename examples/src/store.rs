@@ -222,6 +222,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_email_is_shown_over_an_opaque_user_id() -> Result<(), Box<dyn std::error::Error>> {
+        let req = Request::builder()
+            .uri("/shopping-cart")
+            .header(
+                "x-auth-request-user",
+                "00000000-0000-0000-0000-000000000001",
+            )
+            .header("x-auth-request-email", "richard@example.com")
+            .body(())?;
+        let body = common::body_string(handle(&req)).await?;
+        assert!(body.contains("Signed in as <strong>richard@example.com</strong>"));
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn bench_txt_is_exact() -> Result<(), Box<dyn std::error::Error>> {
         let req = Request::builder().uri("/static/bench.txt").body(())?;
         let resp = handle(&req);

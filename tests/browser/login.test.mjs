@@ -45,6 +45,9 @@ const shot = (name) => join(ARTIFACTS, name);
 let browser;
 let context;
 let page;
+/** Every URL a page got a 404 for, documents and assets alike (the browser's
+ * own favicon requests are not reported here; test 3 checks the forums icon). */
+const notFound = [];
 
 before(async () => {
   browser = await chromium.launch({
@@ -61,6 +64,9 @@ before(async () => {
   context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
   context.setDefaultTimeout(15_000);
   context.setDefaultNavigationTimeout(15_000);
+  context.on('response', (r) => {
+    if (r.status() === 404) notFound.push(r.url());
+  });
   page = await context.newPage();
 });
 
@@ -94,7 +100,7 @@ async function assertSignedIn(p) {
   await assert.doesNotReject(p.locator('p.signed-in').waitFor());
   assert.equal(
     (await p.locator('p.signed-in').textContent()).trim(),
-    `Signed in as ${USER.sub}`,
+    `Signed in as ${USER.email}`,
   );
   assert.equal(await panelValue(p, 'x-auth-request-user'), USER.sub);
   assert.equal(await panelValue(p, 'x-auth-request-email'), USER.email);
@@ -243,6 +249,8 @@ test('3. the forums have their own login', async () => {
   assert.equal(forums.gw_jwt.domain, 'forums.localhost');
   assert.notEqual(forums.gw_jwt.value, store.gw_jwt.value, 'separate sessions');
   assert.equal(claims(forums.gw_jwt.value).aud, 'forums');
+  // Its icon is inline: no request for a /favicon.ico it does not have.
+  assert.match(await page.locator('link[rel=icon]').getAttribute('href'), /^data:image\/svg\+xml,/);
   await page.screenshot({ path: shot('forums.png'), fullPage: true });
 });
 
@@ -301,4 +309,8 @@ test('5. a wrong password shows the form again with an error and 401', async () 
   assert.equal(retried.status(), 302);
   assert.equal(page.url(), `${STORE}${CART}`);
   await assertSignedIn(page);
+});
+
+test('6. nothing the pages asked for was missing', () => {
+  assert.deepEqual(notFound, []);
 });
