@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,24 @@ pub(crate) async fn serve(
     listener: TcpListener,
     handler: Handler,
 ) -> std::io::Result<()> {
+    serve_until(name, listener, std::future::pending(), move |req| {
+        std::future::ready(handler(&req))
+    })
+    .await
+}
+
+/// [`serve`] for an async `handler` that owns its request, until `shutdown`
+/// completes; then every open connection is closed before it returns.
+pub(crate) async fn serve_until<H, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -41,9 +60,11 @@ pub(crate) async fn serve(
         .header_read_timeout(Duration::from_secs(30));
     let builder = Arc::new(builder);
     let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
 
     loop {
         tokio::select! {
+            () = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
@@ -61,9 +82,11 @@ pub(crate) async fn serve(
                     tracing::debug!(app = name, %peer, error = %err, "set_nodelay failed");
                 }
                 let builder = Arc::clone(&builder);
+                let handler = handler.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        std::future::ready(Ok::<_, Infallible>(handler(&req)))
+                        let answer = handler(req);
+                        async move { Ok::<_, Infallible>(answer.await) }
                     });
                     if let Err(err) = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -80,6 +103,8 @@ pub(crate) async fn serve(
             }
         }
     }
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Whether an `accept` error concerns only the one incoming connection.

@@ -43,7 +43,6 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::path::Path;
@@ -59,14 +58,11 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 /// The issuer (and base URL) used when none is configured.
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:9011";
@@ -1331,49 +1327,11 @@ pub async fn serve(
         .await
         .map_err(io::Error::other)??;
     let idp = Arc::new(idp);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let builder = Arc::new(builder);
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(target: "dev_idp", error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let builder = Arc::clone(&builder);
-                let idp = Arc::clone(&idp);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let idp = Arc::clone(&idp);
-                        async move { Ok::<_, Infallible>(handle(&idp, req).await) }
-                    });
-                    if let Err(err) = builder.serve_connection(TokioIo::new(stream), service).await {
-                        tracing::debug!(target: "dev_idp", %peer, error = %err, "connection ended with error");
-                    }
-                });
-            }
-            Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(err) = joined {
-                    tracing::warn!(target: "dev_idp", error = %err, "connection task failed");
-                }
-            }
-        }
-    }
-    connections.shutdown().await;
-    Ok(())
+    crate::common::serve_until("idp", listener, shutdown, move |req| {
+        let idp = Arc::clone(&idp);
+        async move { handle(&idp, req).await }
+    })
+    .await
 }
 
 /// Reads the body (at most 64 KiB) and routes the request.
