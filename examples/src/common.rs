@@ -158,9 +158,8 @@ pub(crate) fn is_get_or_head(method: &Method) -> bool {
 }
 
 /// The user the gateway vouched for, HTML-escaped: the e-mail address
-/// (`X-Auth-Request-Email`) when there is one, a person's name for it where
-/// `X-Auth-Request-User` is often an opaque id (FusionAuth's `sub`), else the
-/// user, else `nobody`.
+/// (`X-Auth-Request-Email`) when there is one, since `X-Auth-Request-User` is
+/// often an opaque id (FusionAuth's `sub`); else the user; else `nobody`.
 pub(crate) fn signed_in_as(headers: &HeaderMap) -> String {
     let shown = headers
         .get("x-auth-request-email")
