@@ -556,7 +556,6 @@ impl AppAuth {
     }
 }
 
-/// The signature segment of a compact JWT.
 /// The verified-token cache's key: the last 16 bytes of the token, which
 /// are the end of its signature. A signature is unpredictable, so 96 bits of
 /// it (16 base64url characters) tell tokens apart without hashing a whole

@@ -146,16 +146,9 @@ pub async fn serve(
                                 return;
                             }
                         };
-                        let stop = gateway.stop.clone();
-                        let stopped = stop.cancelled();
-                        tokio::pin!(stopped);
-                        let mut armed = false;
-                        tokio::select! {
-                            () = serve_connection(gateway, protocols, tls, tcp, peer, cancel) => {}
-                            () = std::future::poll_fn(|cx| {
-                                poll_gated(stopped.as_mut(), &mut armed, stop.is_cancelled(), cx)
-                            }) => {}
-                        }
+                        // Past the grace period, dropping `workers` drops
+                        // their runtimes and this task with them.
+                        serve_connection(gateway, protocols, tls, tcp, peer, cancel).await;
                     });
                 }
                 Err(e) => {
@@ -187,7 +180,8 @@ pub async fn serve(
         ),
     }
     // Cut whatever outlived the grace period, so that an embedding program's
-    // runtime is left with no gateway tasks.
+    // runtime is left with no gateway tasks: `stop` ends the tunnels, and the
+    // workers' runtimes go with every connection task still on them.
     gateway.stop.cancel();
     drop(workers);
     Ok(())
