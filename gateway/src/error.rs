@@ -1,6 +1,8 @@
 //! The one error type of the request path, and its one mapping to HTTP.
 //!
-//! Every stage returns `Result<_, Error>`. [`Error::into_response`] is the only
+//! Routing fails with [`Error`]'s own variants; the login stages return an
+//! [`AuthError`] and the proxy core an [`UpstreamError`], both wrapped here.
+//! [`Error::into_response`] is the only
 //! place that decides the status, the page and what the client may see; the
 //! details (error chains, upstream addresses) go to the log line of the request,
 //! tagged with its request id.
@@ -10,16 +12,15 @@ use http::header::{
 };
 use http::{HeaderValue, Response, StatusCode};
 
-use crate::body::Body;
+use crate::auth::error::{AuthError, Relogin};
 use crate::pages;
+use crate::proxy::body::Body;
+use crate::proxy::error::UpstreamError;
 
-/// A boxed error from a dependency, kept for the logs.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What went wrong while handling one request, grouped by stage.
+/// What went wrong while handling one request: routing here, the login
+/// stages' and the proxy core's own errors wrapped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    // --- route ---
     /// The request named no host at all.
     #[error("request has no Host header or authority")]
     MissingHost,
@@ -29,75 +30,32 @@ pub enum Error {
         /// The host as the client sent it.
         host: String,
     },
-
-    /// Nothing lives at this path under the gateway's reserved prefix.
-    #[error("no such gateway endpoint")]
-    NotFound,
-    /// A gateway endpoint was called with the wrong method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    /// A form the gateway reads was too large or unreadable.
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
-
-    // --- login ---
-    /// The login or logout form came without a valid CSRF token.
-    #[error("CSRF token missing or invalid")]
-    Csrf,
-    /// Too many login attempts from this client or for this username.
-    #[error("login throttled; retry in {0} s")]
-    Throttled(u64),
-
-    // --- session, verify, refresh ---
-    /// No usable session: log in (again).
-    #[error("login required")]
-    LoginRequired(Box<Relogin>),
-    /// The IdP could not be asked (`refresh` or `login`); nothing changed.
-    #[error("identity provider unavailable during {0}")]
-    IdpUnavailable(&'static str),
-
-    // --- authorize ---
-    /// The user lacks a role the app requires.
-    #[error("missing required role")]
-    Forbidden,
-
-    // --- forward ---
-    /// The upstream refused the connection or broke it before answering.
-    #[error("upstream unreachable: {0}")]
-    UpstreamUnreachable(#[source] BoxError),
-    /// The upstream did not connect or answer within the configured timeout.
-    #[error("upstream timed out: {0}")]
-    UpstreamTimeout(&'static str),
-}
-
-/// How to send a client without a session to the login page.
-#[derive(Debug)]
-pub struct Relogin {
-    /// The login page, with the return-to of the original request.
-    pub location: String,
-    /// A browser navigation (302 to the login page) rather than an API call
-    /// (401 JSON).
-    pub navigation: bool,
-    /// The `WWW-Authenticate` challenge for the 401.
-    pub challenge: HeaderValue,
-    /// `Set-Cookie` values clearing the session.
-    pub clear: Vec<HeaderValue>,
+    /// A login stage or the gateway's own pages.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Forwarding to the upstream.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 impl Error {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::MissingHost | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::UnknownHost { .. } | Error::NotFound => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Csrf | Error::Forbidden => StatusCode::FORBIDDEN,
-            Error::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::LoginRequired(r) if r.navigation => StatusCode::FOUND,
-            Error::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-            Error::IdpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
-            Error::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::MissingHost => StatusCode::BAD_REQUEST,
+            Error::UnknownHost { .. } => StatusCode::NOT_FOUND,
+            Error::Auth(e) => match e {
+                AuthError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                AuthError::NotFound => StatusCode::NOT_FOUND,
+                AuthError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+                AuthError::Csrf | AuthError::Forbidden => StatusCode::FORBIDDEN,
+                AuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+                AuthError::LoginRequired(r) if r.navigation => StatusCode::FOUND,
+                AuthError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+                AuthError::IdpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            Error::Upstream(UpstreamError::Unreachable(_)) => StatusCode::BAD_GATEWAY,
+            Error::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -105,8 +63,10 @@ impl Error {
     pub fn into_response(self, request_id: &HeaderValue, json: bool) -> Response<Body> {
         let status = self.status();
         let (title, message) = match self {
-            Error::LoginRequired(relogin) => return login_required(status, *relogin),
-            Error::Throttled(seconds) => {
+            Error::Auth(AuthError::LoginRequired(relogin)) => {
+                return login_required(status, *relogin)
+            }
+            Error::Auth(AuthError::Throttled(seconds)) => {
                 let mut response = pages::render(
                     status,
                     "Too many attempts",
@@ -119,33 +79,33 @@ impl Error {
                     .insert(RETRY_AFTER, HeaderValue::from(seconds));
                 return response;
             }
-            Error::MissingHost | Error::BadRequest(_) => {
+            Error::MissingHost | Error::Auth(AuthError::BadRequest(_)) => {
                 ("Bad request", "The request could not be understood.")
             }
-            Error::UnknownHost { .. } | Error::NotFound => {
+            Error::UnknownHost { .. } | Error::Auth(AuthError::NotFound) => {
                 ("Not found", "There is nothing at this address.")
             }
-            Error::MethodNotAllowed => (
+            Error::Auth(AuthError::MethodNotAllowed) => (
                 "Method not allowed",
                 "This address does not accept that kind of request.",
             ),
-            Error::Csrf => (
+            Error::Auth(AuthError::Csrf) => (
                 "Forbidden",
                 "The form has expired or was not sent from this site. Please go back, reload the page and try again.",
             ),
-            Error::Forbidden => (
+            Error::Auth(AuthError::Forbidden) => (
                 "Forbidden",
                 "Your account does not have access to this application.",
             ),
-            Error::IdpUnavailable(_) => (
+            Error::Auth(AuthError::IdpUnavailable(_)) => (
                 "Sign-in unavailable",
                 "Sign-in is unavailable right now. Please try again in a moment.",
             ),
-            Error::UpstreamUnreachable(_) => (
+            Error::Upstream(UpstreamError::Unreachable(_)) => (
                 "Bad gateway",
                 "The application is not reachable right now. Please try again in a moment.",
             ),
-            Error::UpstreamTimeout(_) => (
+            Error::Upstream(UpstreamError::Timeout(_)) => (
                 "Gateway timeout",
                 "The application took too long to answer. Please try again in a moment.",
             ),
@@ -183,19 +143,19 @@ mod tests {
 
     #[test]
     fn every_variant_has_its_status() {
-        let io = || -> BoxError { Box::new(std::io::Error::other("refused")) };
-        let table = [
+        let io = || -> crate::proxy::error::BoxError { Box::new(std::io::Error::other("refused")) };
+        let table: [(Error, u16); 13] = [
             (Error::MissingHost, 400),
             (Error::UnknownHost { host: "x".into() }, 404),
-            (Error::UpstreamUnreachable(io()), 502),
-            (Error::UpstreamTimeout("response"), 504),
-            (Error::NotFound, 404),
-            (Error::MethodNotAllowed, 405),
-            (Error::BadRequest("x"), 400),
-            (Error::Csrf, 403),
-            (Error::Forbidden, 403),
-            (Error::Throttled(3), 429),
-            (Error::IdpUnavailable("refresh"), 503),
+            (UpstreamError::Unreachable(io()).into(), 502),
+            (UpstreamError::Timeout("response").into(), 504),
+            (AuthError::NotFound.into(), 404),
+            (AuthError::MethodNotAllowed.into(), 405),
+            (AuthError::BadRequest("x").into(), 400),
+            (AuthError::Csrf.into(), 403),
+            (AuthError::Forbidden.into(), 403),
+            (AuthError::Throttled(3).into(), 429),
+            (AuthError::IdpUnavailable("refresh").into(), 503),
             (relogin(true), 302),
             (relogin(false), 401),
         ];
@@ -205,12 +165,12 @@ mod tests {
     }
 
     fn relogin(navigation: bool) -> Error {
-        Error::LoginRequired(Box::new(Relogin {
+        Error::Auth(AuthError::LoginRequired(Box::new(Relogin {
             location: "/.gateway/login?return_to=%2Fcart".into(),
             navigation,
             challenge: HeaderValue::from_static("Cookie realm=\"store\""),
             clear: vec![HeaderValue::from_static("gw_jwt=; Max-Age=0")],
-        }))
+        })))
     }
 
     #[test]
@@ -227,14 +187,16 @@ mod tests {
             body.as_full().expect("body"),
             br#"{"error":"login_required"}"#
         );
-        let r = Error::Throttled(7).into_response(&HeaderValue::from_static("rid"), false);
+        let r = Error::from(AuthError::Throttled(7))
+            .into_response(&HeaderValue::from_static("rid"), false);
         assert_eq!(r.headers()[RETRY_AFTER], "7");
     }
 
     #[test]
     fn pages_reveal_nothing_internal() {
-        let e =
-            Error::UpstreamUnreachable(Box::new(std::io::Error::other("10.1.2.3:8080 refused")));
+        let e = Error::from(UpstreamError::Unreachable(Box::new(std::io::Error::other(
+            "10.1.2.3:8080 refused",
+        ))));
         let response = e.into_response(&HeaderValue::from_static("rid"), false);
         assert_eq!(response.status(), 502);
         let body = response.into_body();

@@ -6,13 +6,29 @@
 //! TLS, with WebSocket upgrades, `X-Forwarded-*` and request ids.
 //!
 //! ```text
-//! accept (TCP or TLS, HTTP/1.1 + HTTP/2)          server, connection
-//!   → route    host (+ path prefix) → app       route
-//!   → forward  hop-by-hop out, X-Forwarded-* in,  forward, proxy_headers
-//!              stream both ways, upgrades
-//!   → response upstream answer, or the gateway's  error, pages
-//!              own page (404/502/504) with the request id
+//! accept (TCP or TLS, HTTP/1.1 + HTTP/2)   proxy::server, proxy::connection
+//!   → route     host (+ path prefix) → app  proxy::route
+//!   → login     own pages, session, verify, auth::{login, session, verify,
+//!               refresh, authorize, identity  refresh, authorize, identity}
+//!   → forward   hop-by-hop out, X-Forwarded-* proxy::forward, proxy::headers
+//!               in, stream both ways, upgrades
+//!   → response  upstream answer, or the       error, pages
+//!               gateway's own page
 //! ```
+//!
+//! [`pipeline`] runs those stages in order: the file to read first. The
+//! folders are the layers, and imports run one way:
+//!
+//! | module | what lives there | may import |
+//! |---|---|---|
+//! | [`pipeline`], [`error`], [`pages`] | the request path, errors → answers | everything |
+//! | [`proxy`] | the reverse-proxy core; knows nothing of login | `config`, `ops` |
+//! | [`auth`] | the login workflow; knows nothing of sockets | `config`, `ops` |
+//! | [`ops`] | admin listener, metrics, logging | `config` |
+//! | [`config`] | raw → validated configuration | nothing |
+//!
+//! A test (`tests/integration/layout.rs`) keeps that table and the absence
+//! of import cycles true.
 //!
 //! The library's entry point is [`serve`], called by the binary and by tests
 //! with listeners bound beforehand:
@@ -25,38 +41,82 @@
 //! # Ok(()) }
 //! ```
 
-pub mod admin;
 pub mod auth;
-pub mod authorize;
-pub mod body;
 pub mod config;
-pub mod connection;
-pub mod cookies;
-pub mod csrf;
 pub mod error;
-pub mod forward;
-pub mod identity;
-pub mod idp;
-pub mod login;
-pub mod login_page;
-pub mod metrics;
+pub mod ops;
 pub mod pages;
 pub mod pipeline;
-pub mod pool;
-pub mod proxy_headers;
-pub mod public;
-pub mod refresh;
-pub mod request_id;
-pub mod return_to;
-pub mod route;
-pub mod server;
-pub mod session;
-pub mod single_flight;
-pub mod telemetry;
-pub mod throttle;
-pub mod tls;
-pub mod verify;
-pub mod workers;
+pub mod proxy;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
-pub use server::{serve, Listeners};
+pub use proxy::server::Listeners;
+
+use ops::{admin, metrics};
+use pipeline::Gateway;
+
+/// Serves until `shutdown` resolves, then drains gracefully: builds the
+/// request path's state, starts loading the IdPs' keys, the admin listener
+/// and metrics upkeep, and hands the proxy listener to the proxy core.
+pub async fn serve(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let prometheus = metrics::install();
+    let gateway = Arc::new(Gateway::new(config).map_err(std::io::Error::other)?);
+    // Background work ends as soon as shutdown starts; the admin listener
+    // with it.
+    let background = CancellationToken::new();
+    for idp in &gateway.idps {
+        tokio::spawn(idp.clone().load(background.clone()));
+    }
+    warn_about_development_settings(&gateway.config);
+    tracing::info!(apps = gateway.config.apps.len(), "starting");
+    if let Some(admin_listener) = listeners.admin {
+        let addr = admin_listener.local_addr()?;
+        let ready = gateway.clone();
+        tokio::spawn(admin::serve(
+            admin_listener,
+            Arc::new(move || ready.is_ready()),
+            prometheus.clone(),
+            background.clone(),
+        ));
+        tracing::info!(%addr, "admin listening (/healthz, /readyz, /metrics)");
+    }
+    tokio::spawn(metrics::upkeep(prometheus, background.clone()));
+    let shutdown = async {
+        shutdown.await;
+        background.cancel();
+    };
+    proxy::server::run(
+        listeners.proxy,
+        gateway.clone(),
+        &gateway.config.server,
+        &gateway.lifecycle,
+        shutdown,
+    )
+    .await
+}
+
+/// Says loudly what a production deployment should not run with.
+fn warn_about_development_settings(config: &Config) {
+    for app in &config.apps {
+        match &app.auth {
+            None => tracing::warn!(
+                app = app.name.as_str(),
+                "app served WITHOUT login (auth = false): every request reaches it anonymously"
+            ),
+            Some(auth) if !auth.jwt_cookie.secure => tracing::warn!(
+                app = app.name.as_str(),
+                "cookies.secure = false: session cookies travel over plain HTTP; for development only"
+            ),
+            Some(_) => {}
+        }
+    }
+}

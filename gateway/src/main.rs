@@ -39,10 +39,16 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Check) = cli.command {
+        // Builds what `serve` would build (login pages rendered with sample
+        // values, keys, caches), without binding or calling anyone.
+        if let Err(e) = gateway::pipeline::Gateway::new(config.clone()) {
+            eprintln!("gateway: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
         print!("{}", summary(&cli.config, &config));
         return ExitCode::SUCCESS;
     }
-    gateway::telemetry::init(&config.log);
+    gateway::ops::telemetry::init(&config.log);
     // The accept loop, the admin listener and background work; requests are
     // served on the worker threads `serve` starts.
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -22,33 +22,36 @@
 //! page).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{ACCEPT, HOST, LOCATION, SET_COOKIE, UPGRADE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::auth::{self, unix_now, AppAuth, Checked, IdpState, LoginShared};
-use crate::body::Body;
+use crate::auth::app::{self, unix_now, AppAuth, LoginShared};
+use crate::auth::error::{AuthError, Relogin};
+use crate::auth::idp_state::IdpState;
+use crate::auth::login::endpoint as login;
+use crate::auth::model::Checked;
+use crate::auth::refresh::{self, Renewed};
+use crate::auth::session::{self, Session};
+use crate::auth::verify::VerifyError;
+use crate::auth::{authorize, identity, public};
 use crate::config::{AppConfig, Config, RefreshMode};
-use crate::connection::Activity;
-use crate::error::{Error, Relogin};
-use crate::forward::{self, ClientSide, Target};
-use crate::metrics::{AppMetrics, NO_APP};
+use crate::error::Error;
+use crate::ops::metrics::{AppMetrics, NO_APP};
 use crate::pages;
-use crate::pool::{self, Upstream};
-use crate::refresh::{self, Renewed};
-use crate::request_id;
-use crate::route::Router;
-use crate::session::{self, Session};
-use crate::verify::VerifyError;
-use crate::{authorize, identity, login, public};
+use crate::proxy::body::Body;
+use crate::proxy::forward::{self, ClientSide, Target};
+use crate::proxy::pool::{self, Upstream};
+use crate::proxy::request_id;
+use crate::proxy::route::Router;
+use crate::proxy::server::{ConnInfo, Handler, Lifecycle};
+use crate::proxy::workers;
 
 /// Everything the request path shares, built once at start-up.
 pub struct Gateway {
@@ -57,12 +60,9 @@ pub struct Gateway {
     router: Router,
     apps: Vec<App>,
     unrouted: AppMetrics,
-    /// Upgraded tunnels, waited for on graceful shutdown.
-    pub tunnels: TaskTracker,
-    /// Fired when the shutdown grace period is over: what is left is cut.
-    pub stop: CancellationToken,
-    /// Whether the listener is accepting (`/readyz` also waits for the IdPs).
-    pub ready: AtomicBool,
+    /// Tunnels, the stop token and whether the listener accepts (`/readyz`
+    /// also waits for the IdPs).
+    pub lifecycle: Lifecycle,
     /// The IdPs the apps use (keys load in the background).
     pub idps: Vec<Arc<IdpState>>,
     login: LoginShared,
@@ -93,9 +93,9 @@ impl Gateway {
             u.connect_timeout,
             u.pool_idle_timeout,
             u.pool_max_idle_per_host,
-            crate::workers::count(config.server.worker_threads),
+            workers::count(config.server.worker_threads),
         ));
-        let (auths, idps) = auth::build(&config.apps, &config.session)?;
+        let (auths, idps) = app::build(&config.apps, &config.session)?;
         let apps = config
             .apps
             .iter()
@@ -115,9 +115,7 @@ impl Gateway {
             router,
             apps,
             unrouted: AppMetrics::new(NO_APP),
-            tunnels: TaskTracker::new(),
-            stop: CancellationToken::new(),
-            ready: AtomicBool::new(false),
+            lifecycle: Lifecycle::default(),
             idps,
             login: LoginShared::new(&config.login),
             config,
@@ -127,25 +125,18 @@ impl Gateway {
     /// Whether `/readyz` should say ready: accepting, and every IdP's
     /// endpoints and keys loaded.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Acquire)
+        self.lifecycle.accepting.load(Ordering::Acquire)
             && self.idps.iter().all(|idp| idp.is_ready())
     }
 }
 
-/// What one client connection knows, shared by its requests.
-pub struct ConnInfo {
-    /// The shared gateway state.
-    pub gateway: Arc<Gateway>,
-    /// The TCP peer.
-    pub peer: SocketAddr,
-    /// The peer's IP address as a header value (for `X-Forwarded-For`).
-    pub peer_value: HeaderValue,
-    /// `https` under TLS, else `http`.
-    pub proto: &'static str,
-    /// Whether the peer is a trusted proxy.
-    pub trusted: bool,
-    /// Timing state for the header and idle timeouts.
-    pub activity: Arc<Activity>,
+impl Handler for Gateway {
+    fn handle(
+        conn: Arc<ConnInfo<Gateway>>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<Body>, Infallible>> + Send + 'static {
+        handle(conn, req)
+    }
 }
 
 /// Per-request facts the outer handler needs after the inner one ran.
@@ -157,11 +148,11 @@ struct RequestCtx {
 /// The outer handler: owns the request id, the span, metrics, and the
 /// conversion of errors into responses. Never fails.
 pub async fn handle(
-    conn: Arc<ConnInfo>,
+    conn: Arc<ConnInfo<Gateway>>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let in_flight = conn.activity.begin_request();
-    let gateway = &conn.gateway;
+    let gateway = &conn.handler;
     // Only the access log needs the clock here.
     let started = gateway.config.log.access.then(Instant::now);
     let method = req.method().clone();
@@ -219,11 +210,11 @@ pub async fn handle(
 
 /// The inner handler: the stages, in order.
 async fn run(
-    conn: &ConnInfo,
+    conn: &ConnInfo<Gateway>,
     req: Request<Incoming>,
     ctx: &mut RequestCtx,
 ) -> Result<Response<Body>, Error> {
-    let gateway = &conn.gateway;
+    let gateway = &conn.handler;
 
     // route
     let host = request_host(&req)?;
@@ -255,8 +246,8 @@ async fn run(
     // forward
     let (mut response, upstream_time) = forward::forward(
         gateway.config.upstream.response_timeout,
-        &gateway.tunnels,
-        &gateway.stop,
+        &gateway.lifecycle.tunnels,
+        &gateway.lifecycle.stop,
         req,
         Target {
             upstream: &app.upstream,
@@ -291,14 +282,15 @@ enum Step {
 /// The gateway's own pages on the app's host (boxed: rare, and kept out of
 /// the per-request future).
 async fn own_page(
-    conn: &ConnInfo,
+    conn: &ConnInfo<Gateway>,
     auth: &Arc<AppAuth>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
     let caller = login::Caller {
         ip: client_ip(conn, req.headers()),
     };
-    Box::pin(login::endpoint(auth, &conn.gateway.login, caller, req)).await
+    let page = Box::pin(login::endpoint(auth, &conn.handler.login, caller, req)).await?;
+    Ok(page.map(Body::full))
 }
 
 /// The login stages of an app with login, in order, for a request that is
@@ -340,7 +332,7 @@ async fn authenticate(
     auth: &Arc<AppAuth>,
     session: &Session,
     req: &Request<Incoming>,
-) -> Result<Renewed, Error> {
+) -> Result<Renewed, AuthError> {
     let now = unix_now();
     let checked = match &session.jwt {
         Some(jwt) => auth.check(jwt, now).await,
@@ -361,14 +353,14 @@ async fn authenticate(
 }
 
 /// Sends the client to the login page (or tells an API client to log in).
-fn relogin(auth: &AppAuth, req: &Request<Incoming>, session: &Session, clear: bool) -> Error {
+fn relogin(auth: &AppAuth, req: &Request<Incoming>, session: &Session, clear: bool) -> AuthError {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let location = format!(
         "{}?return_to={}",
         auth.config.login_path(),
         url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
     );
-    Error::LoginRequired(Box::new(Relogin {
+    AuthError::LoginRequired(Box::new(Relogin {
         location,
         navigation: is_navigation(req),
         challenge: login::challenge(auth),
@@ -435,7 +427,7 @@ fn finish_response(auth: &AppAuth, response: &mut Response<Body>, set_cookies: V
 
 /// The client's address for throttling: the peer, or, behind a trusted
 /// proxy, the last address that proxy appended to `X-Forwarded-For`.
-fn client_ip(conn: &ConnInfo, headers: &http::HeaderMap) -> std::net::IpAddr {
+fn client_ip(conn: &ConnInfo<Gateway>, headers: &http::HeaderMap) -> std::net::IpAddr {
     if conn.trusted {
         let forwarded = headers
             .get_all("x-forwarded-for")

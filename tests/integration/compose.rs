@@ -537,7 +537,7 @@ fn gateway_config_logs_in_at_fusionauth() {
             .as_ref()
             .unwrap_or_else(|| panic!("{}: login is on", app.name));
         let idp = &auth.idp;
-        assert_eq!(idp.kind, gateway::idp::Kind::Fusionauth, "{}", app.name);
+        assert_eq!(idp.kind, gateway::config::Kind::Fusionauth, "{}", app.name);
         assert!(
             !idp.discovery,
             "{}: iss differs from the in-network address",

@@ -5,7 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gateway::idp::{Client, ClientAuth, Endpoints, Idp, IdpError, Kind, Secret};
+use gateway::auth::idp::{Endpoints, Idp, IdpError};
+use gateway::config::{Client, ClientAuth, Kind, Secret};
 
 use crate::support::idp::{TestIdp, API_KEY};
 
@@ -161,8 +162,8 @@ async fn jwks_verify_the_tokens_the_idp_signs() {
         .await
         .expect("login");
     let jwks = idp.fetch_jwks().await.expect("jwks");
-    let keys = gateway::verify::Keys::new(Some(&jwks), None);
-    let policy = gateway::verify::Policy {
+    let keys = gateway::auth::verify::Keys::new(Some(&jwks), None);
+    let policy = gateway::auth::verify::Policy {
         algorithms: vec![jsonwebtoken::Algorithm::RS256],
         issuer: Some(crate::support::idp::ISSUER.into()),
         audience: Some("store".into()),
@@ -175,8 +176,8 @@ async fn jwks_verify_the_tokens_the_idp_signs() {
         .expect("clock")
         .as_secs();
     let verified =
-        gateway::verify::verify(&tokens.access_token, &keys, &policy, now).expect("verifies");
-    let gateway::verify::Verified::Valid(claims) = verified else {
+        gateway::auth::verify::verify(&tokens.access_token, &keys, &policy, now).expect("verifies");
+    let gateway::auth::verify::Verified::Valid(claims) = verified else {
         panic!("expected a valid token");
     };
     assert_eq!(claims.sub(), Some("user-richard"));
@@ -189,10 +190,10 @@ async fn jwks_verify_the_tokens_the_idp_signs() {
         .await
         .expect("login");
     assert!(matches!(
-        gateway::verify::verify(&tokens.access_token, &keys, &policy, now),
-        Err(gateway::verify::VerifyError::UnknownKid(_))
+        gateway::auth::verify::verify(&tokens.access_token, &keys, &policy, now),
+        Err(gateway::auth::verify::VerifyError::UnknownKid(_))
     ));
-    let keys = gateway::verify::Keys::new(Some(&idp.fetch_jwks().await.expect("jwks")), None);
-    assert!(gateway::verify::verify(&tokens.access_token, &keys, &policy, now).is_ok());
+    let keys = gateway::auth::verify::Keys::new(Some(&idp.fetch_jwks().await.expect("jwks")), None);
+    assert!(gateway::auth::verify::verify(&tokens.access_token, &keys, &policy, now).is_ok());
     assert_eq!(test_idp.counters().jwks_fetches.load(Ordering::SeqCst), 2);
 }

@@ -10,6 +10,7 @@ mod forwarding;
 mod glewlwyd;
 mod identity;
 mod idp_client;
+mod layout;
 mod login;
 mod logout;
 mod parking;

@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let config = gateway::Config::load(&path).map_err(|e| format!("invalid configuration: {e}"))?;
-    gateway::telemetry::init(&config.log);
+    gateway::ops::telemetry::init(&config.log);
     tokio::runtime::Runtime::new()?.block_on(run(config))
 }
 

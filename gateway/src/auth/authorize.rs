@@ -1,15 +1,16 @@
 //! The authorize stage: the app's route policy.
 //!
 //! Input: the verified identity and the app's `required_roles`. Output:
-//! continue, or [`Error::Forbidden`] (a 403 page) when the user lacks any of
+//! continue, or [`AuthError::Forbidden`] (a 403 page) when the user lacks any of
 //! them. Roles come from the claim named by `idp.roles_claim` (FusionAuth's
 //! is `roles`).
 
-use crate::auth::{AppAuth, Identity};
-use crate::error::Error;
+use super::app::AppAuth;
+use super::error::AuthError;
+use super::model::Identity;
 
 /// Whether the user may use the app.
-pub fn stage(auth: &AppAuth, identity: &Identity) -> Result<(), Error> {
+pub fn stage(auth: &AppAuth, identity: &Identity) -> Result<(), AuthError> {
     let missing = auth
         .config
         .required_roles
@@ -23,7 +24,7 @@ pub fn stage(auth: &AppAuth, identity: &Identity) -> Result<(), Error> {
                 role = role.as_str(),
                 "missing required role"
             );
-            Err(Error::Forbidden)
+            Err(AuthError::Forbidden)
         }
     }
 }

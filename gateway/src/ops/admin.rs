@@ -17,13 +17,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::Body;
-use crate::pipeline::Gateway;
+/// Whether `/readyz` says ready, asked at each probe.
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+type Body = http_body_util::Full<bytes::Bytes>;
 
 /// Serves the admin endpoints until `cancel` fires.
 pub async fn serve(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
+    ready: Readiness,
     prometheus: PrometheusHandle,
     cancel: CancellationToken,
 ) {
@@ -40,12 +42,12 @@ pub async fn serve(
                 }
             },
         };
-        let gateway = gateway.clone();
+        let ready = ready.clone();
         let prometheus = prometheus.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&req, &gateway, &prometheus);
+                let answer = answer(&req, &ready, &prometheus);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
@@ -55,7 +57,7 @@ pub async fn serve(
 
 fn answer(
     req: &Request<Incoming>,
-    gateway: &Gateway,
+    ready: &Readiness,
     prometheus: &PrometheusHandle,
 ) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -64,7 +66,7 @@ fn answer(
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            if gateway.is_ready() {
+            if ready() {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
@@ -83,7 +85,7 @@ fn answer(
 }
 
 fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
-    let mut response = Response::new(Body::full(body));
+    let mut response = Response::new(Body::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

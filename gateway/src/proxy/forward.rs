@@ -4,8 +4,8 @@
 //! Input: the client's request, the app it routed to and what the connection
 //! knows (peer address, scheme). Output: the upstream's response with its body
 //! streaming, never buffered. Failure modes: connection refused or broken →
-//! [`Error::UpstreamUnreachable`] (502); connect or response-head timeout →
-//! [`Error::UpstreamTimeout`] (504).
+//! [`UpstreamError::Unreachable`] (502); connect or response-head timeout →
+//! [`UpstreamError::Timeout`] (504).
 //!
 //! HTTP/1.1 `Upgrade` requests (WebSocket) are forwarded with their upgrade
 //! headers; on `101` both sides are upgraded and bytes are copied both ways in
@@ -21,11 +21,11 @@ use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::body::Body;
-use crate::error::Error;
-use crate::pool::Upstream;
-use crate::proxy_headers;
-use crate::request_id;
+use super::body::Body;
+use super::error::UpstreamError;
+use super::headers as proxy_headers;
+use super::pool::Upstream;
+use super::request_id;
 
 /// Where and how one request is forwarded.
 pub struct Target<'a> {
@@ -61,7 +61,7 @@ pub async fn forward(
     mut req: Request<Incoming>,
     target: Target<'_>,
     client: ClientSide<'_>,
-) -> Result<(Response<Body>, Duration), Error> {
+) -> Result<(Response<Body>, Duration), UpstreamError> {
     // Only HTTP/1.1 carries `Upgrade`; HTTP/2 forbids these fields.
     let upgrade = match req.version() {
         Version::HTTP_11 => proxy_headers::upgrade_request(req.headers()),
@@ -105,7 +105,7 @@ pub async fn forward(
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let (Some(client_upgrade), Some(protocol)) = (client_upgrade, upgrade) else {
             // A 101 nobody asked for cannot be relayed.
-            return Err(Error::UpstreamUnreachable(
+            return Err(UpstreamError::Unreachable(
                 "unsolicited 101 from upstream".into(),
             ));
         };
@@ -140,7 +140,7 @@ async fn tunnel(
             return;
         }
     };
-    crate::metrics::connections().tunnels.increment(1.0);
+    crate::ops::metrics::connections().tunnels.increment(1.0);
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
     tokio::select! {
@@ -150,5 +150,5 @@ async fn tunnel(
         },
         () = stop.cancelled() => tracing::debug!("tunnel cut at the end of the shutdown grace period"),
     }
-    crate::metrics::connections().tunnels.decrement(1.0);
+    crate::ops::metrics::connections().tunnels.decrement(1.0);
 }

@@ -1,290 +1,34 @@
-//! The login workflow's runtime state: per IdP (client, keys) and per app
-//! (policy, cookies, verified-token cache, single-flight refreshes).
+//! One app's login workflow at run time ([`AppAuth`]: policy, cookies,
+//! verified-token cache, single-flight refreshes) and what every app's login
+//! shares ([`LoginShared`]: the throttles).
 //!
-//! Built once from the validated config. [`IdpState`] owns an IdP's HTTP
-//! client and its signing keys: endpoints come from the config or from OIDC
-//! discovery, keys from the JWKS (fetched at start-up in the background, and
-//! again, rate-limited, when a token names a key id not seen yet, so key
-//! rotation at the IdP needs no restart). [`AppAuth`] turns a token into an
+//! Built once from the validated config. [`AppAuth`] turns a token into an
 //! [`Identity`] once and caches it until the token expires, so the steady
 //! state of an authenticated request is one hash lookup.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use quick_cache::sync::Cache;
-use tokio_util::sync::CancellationToken;
 
-use crate::config::{Audience, AuthConfig, IdpSettings, LoginConfig, SessionConfig};
-use crate::cookies::{CookieSpec, Sealer};
-use crate::csrf::Csrf;
-use crate::idp::{self, Endpoints, Idp, Kind};
-use crate::login_page::LoginPage;
-use crate::metrics::{self, AuthMetrics};
-use crate::refresh::RefreshResult;
-use crate::single_flight::SingleFlight;
-use crate::throttle::Throttle;
-use crate::verify::{self, Claims, Keys, Policy, Verified, VerifyError};
+use super::cookies::Sealer;
+use super::csrf::Csrf;
+use super::idp_state::IdpState;
+use super::login::page::LoginPage;
+use super::model::{Checked, Identity, RefreshFailure, RefreshResult, IDENTITY_PREFIX};
+use super::single_flight::SingleFlight;
+use super::throttle::Throttle;
+use super::verify::{self, Claims, Policy, Verified, VerifyError};
+use crate::config::{AppConfig, Audience, AuthConfig, CookieSpec, LoginConfig, SessionConfig};
+use crate::ops::metrics::AuthMetrics;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Who a verified token says the user is, with the upstream headers
-/// computed once per token.
-pub struct Identity {
-    /// The token itself (the cache is keyed by its signature; a hit must
-    /// be this very token).
-    token: Box<str>,
-    /// `exp`.
-    pub exp: u64,
-    /// `sub`.
-    pub sub: Option<String>,
-    /// `sid`, where the IdP sets one.
-    pub sid: Option<String>,
-    /// The roles claim.
-    pub roles: Vec<String>,
-    /// Identity headers for the upstream, in order.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl std::fmt::Debug for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Not the token, nor the headers (one may carry the token).
-        f.debug_struct("Identity")
-            .field("sub", &self.sub)
-            .field("sid", &self.sid)
-            .field("exp", &self.exp)
-            .field("roles", &self.roles)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A token that passed every check, and whether it is still in time.
-#[derive(Debug, Clone)]
-pub enum Checked {
-    /// Valid now.
-    Valid(Arc<Identity>),
-    /// Genuine, but past `exp` (plus leeway).
-    Expired(Arc<Identity>),
-}
-
-/// An IdP as the gateway uses it: client and keys.
-pub struct IdpState {
-    settings: IdpSettings,
-    client: ArcSwapOption<Idp>,
-    keys: ArcSwap<Keys>,
-    /// Keys (and endpoints) loaded: `/readyz` waits for this.
-    ready: AtomicBool,
-    /// When a token's unknown `kid` last caused a JWKS fetch.
-    refetched: tokio::sync::Mutex<Option<Instant>>,
-}
-
-impl std::fmt::Debug for IdpState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdpState")
-            .field("issuer", &self.settings.issuer)
-            .field("ready", &self.ready.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-/// Whether tokens may be signed with published keys: with HMAC algorithms
-/// only, a JWKS (even one that discovery names) is never fetched. Glewlwyd in
-/// HS256 mode answers 403 there.
-fn needs_jwks(settings: &IdpSettings) -> bool {
-    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
-    settings
-        .algorithms
-        .iter()
-        .any(|a| !matches!(a, HS256 | HS384 | HS512))
-}
-
-fn hmac_keys(settings: &IdpSettings) -> Keys {
-    Keys::new(
-        None,
-        settings.hmac_secret.as_ref().map(|s| s.expose().as_bytes()),
-    )
-}
-
-impl IdpState {
-    fn new(settings: IdpSettings) -> IdpState {
-        let client = (!settings.discovery)
-            .then(|| settings.token_endpoint.clone())
-            .flatten()
-            .and_then(|token| {
-                build_client(
-                    &settings,
-                    idp::Discovered {
-                        token_endpoint: token,
-                        jwks_uri: settings.jwks_uri.clone(),
-                        revocation_endpoint: settings.revocation_endpoint.clone(),
-                    },
-                )
-            });
-        let ready = client.is_some() && !needs_jwks(&settings);
-        IdpState {
-            keys: ArcSwap::from_pointee(hmac_keys(&settings)),
-            client: ArcSwapOption::new(client.map(Arc::new)),
-            ready: AtomicBool::new(ready),
-            refetched: tokio::sync::Mutex::new(None),
-            settings,
-        }
-    }
-
-    /// The settings it was built from.
-    pub fn settings(&self) -> &IdpSettings {
-        &self.settings
-    }
-
-    /// Endpoints known and keys loaded.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// The IdP client, once its endpoints are known.
-    pub fn client(&self) -> Option<Arc<Idp>> {
-        self.client.load_full()
-    }
-
-    /// Discovers endpoints (if configured) and loads the JWKS, retrying
-    /// with backoff until both are done or `stop` fires.
-    pub async fn load(self: Arc<Self>, stop: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        let wait = |backoff: &mut Duration| {
-            let d = *backoff;
-            *backoff = (*backoff * 2).min(Duration::from_secs(10));
-            d
-        };
-        while self.client.load().is_none() {
-            let Some(issuer) = self.settings.issuer.as_deref() else {
-                return;
-            };
-            match idp::discover(issuer, self.settings.timeout).await {
-                Ok(found) => {
-                    let found = idp::Discovered {
-                        token_endpoint: self
-                            .settings
-                            .token_endpoint
-                            .clone()
-                            .unwrap_or(found.token_endpoint),
-                        jwks_uri: self.settings.jwks_uri.clone().or(found.jwks_uri),
-                        revocation_endpoint: self
-                            .settings
-                            .revocation_endpoint
-                            .clone()
-                            .or(found.revocation_endpoint),
-                    };
-                    match build_client(&self.settings, found) {
-                        Some(client) => self.client.store(Some(Arc::new(client))),
-                        None => return,
-                    }
-                    tracing::info!(issuer, "IdP endpoints discovered");
-                }
-                Err(e) => {
-                    tracing::warn!(issuer, error = %e, "OIDC discovery failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait(&mut backoff)) => continue,
-                        () = stop.cancelled() => return,
-                    }
-                }
-            }
-        }
-        let Some(client) = self.client() else { return };
-        if client.endpoints().jwks.is_none() || !needs_jwks(&self.settings) {
-            self.ready.store(true, Ordering::Release);
-            return;
-        }
-        loop {
-            match self.fetch(&client, "startup").await {
-                Ok(()) => {
-                    self.ready.store(true, Ordering::Release);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "JWKS fetch failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait(&mut backoff)) => {}
-                        () = stop.cancelled() => return,
-                    }
-                }
-            }
-        }
-    }
-
-    async fn fetch(&self, client: &Idp, reason: &'static str) -> Result<(), idp::IdpError> {
-        let result = client.fetch_jwks().await;
-        metrics::jwks_fetch(reason, result.is_ok());
-        let set = result?;
-        let secret = self.settings.hmac_secret.as_ref();
-        let keys = Keys::new(Some(&set), secret.map(|s| s.expose().as_bytes()));
-        tracing::info!(keys = ?keys, reason, "JWKS loaded");
-        self.keys.store(Arc::new(keys));
-        Ok(())
-    }
-
-    /// A token named `kid`, which the current keys lack: fetch the JWKS
-    /// again, unless the last such fetch was under the configured interval
-    /// ago. Concurrent callers share one fetch. True if `kid` is now known.
-    async fn refetch_for(&self, kid: &str) -> bool {
-        let mut last = self.refetched.lock().await;
-        if self.keys.load().has_kid(kid) {
-            return true;
-        }
-        if last.is_some_and(|at| at.elapsed() < self.settings.jwks_refetch_interval) {
-            return false;
-        }
-        let Some(client) = self.client() else {
-            return false;
-        };
-        *last = Some(Instant::now());
-        match self.fetch(&client, "unknown_kid").await {
-            Ok(()) => {
-                self.ready.store(true, Ordering::Release);
-                self.keys.load().has_kid(kid)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, kid, "JWKS refetch failed");
-                false
-            }
-        }
-    }
-}
-
-fn build_client(settings: &IdpSettings, found: idp::Discovered) -> Option<Idp> {
-    let jwt_refresh = match settings.kind {
-        Kind::Fusionauth => {
-            let base = settings
-                .api_url
-                .clone()
-                .unwrap_or_else(|| found.token_endpoint.clone());
-            base.join("/api/jwt/refresh").ok()
-        }
-        Kind::Oauth2 => None,
-    };
-    let endpoints = Endpoints {
-        kind: settings.kind,
-        token: found.token_endpoint,
-        jwt_refresh,
-        revocation: found.revocation_endpoint,
-        jwks: found.jwks_uri,
-        api_key: settings.api_key.clone(),
-        scope: settings.scope.clone(),
-    };
-    match Idp::new(endpoints, settings.timeout) {
-        Ok(idp) => Some(idp),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the IdP client");
-            None
-        }
-    }
 }
 
 /// What every app's login shares: the login throttles.
@@ -362,7 +106,7 @@ pub type Built = (Vec<Option<Arc<AppAuth>>>, Vec<Arc<IdpState>>);
 
 /// Builds the per-IdP and per-app state. IdPs with identical settings are
 /// shared.
-pub fn build(apps: &[crate::config::AppConfig], session: &SessionConfig) -> Result<Built, String> {
+pub fn build(apps: &[AppConfig], session: &SessionConfig) -> Result<Built, String> {
     let mut idps: Vec<Arc<IdpState>> = Vec::new();
     let mut out = Vec::with_capacity(apps.len());
     for app in apps {
@@ -370,7 +114,7 @@ pub fn build(apps: &[crate::config::AppConfig], session: &SessionConfig) -> Resu
             out.push(None);
             continue;
         };
-        let idp = match idps.iter().find(|i| i.settings == auth.idp) {
+        let idp = match idps.iter().find(|i| *i.settings() == auth.idp) {
             Some(i) => i.clone(),
             None => {
                 let state = Arc::new(IdpState::new(auth.idp.clone()));
@@ -419,7 +163,7 @@ impl AppAuth {
         let extra_identity_headers = config
             .headers
             .names()
-            .filter(|h| !h.as_str().starts_with(crate::identity::PREFIX))
+            .filter(|h| !h.as_str().starts_with(IDENTITY_PREFIX))
             .cloned()
             .collect();
         let wires = [
@@ -436,7 +180,7 @@ impl AppAuth {
             page,
             // An IdP outage is not remembered: the next request tries again.
             flight: SingleFlight::new(|r: &RefreshResult| {
-                !matches!(r, Err(crate::refresh::RefreshFailure::Unavailable))
+                !matches!(r, Err(RefreshFailure::Unavailable))
             }),
             metrics: AuthMetrics::new(app),
             extra_identity_headers,
@@ -468,13 +212,13 @@ impl AppAuth {
             return Ok(self.in_time(identity, now));
         }
         self.metrics.cache(false);
-        let keys = self.idp.keys.load_full();
+        let keys = self.idp.keys();
         let verified = match verify::verify(token, &keys, &self.policy, now) {
             Err(VerifyError::UnknownKid(kid)) => {
                 if !self.idp.refetch_for(&kid).await {
                     return Err(VerifyError::UnknownKid(kid));
                 }
-                let keys = self.idp.keys.load_full();
+                let keys = self.idp.keys();
                 verify::verify(token, &keys, &self.policy, now)?
             }
             other => other?,

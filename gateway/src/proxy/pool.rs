@@ -4,9 +4,9 @@
 //! Input: a request for one upstream (by its slot). Output: the upstream's
 //! response plus a [`Lease`] on the connection, which returns the connection
 //! to the pool once the response body has been read to its end (the response
-//! [`Body`](crate::body::Body) holds the lease). Failure: connect refused or
-//! reset → [`Error::UpstreamUnreachable`]; connect or response head too slow
-//! → [`Error::UpstreamTimeout`].
+//! [`Body`](super::body::Body) holds the lease). Failure: connect refused or
+//! reset → [`UpstreamError::Unreachable`]; connect or response head too slow
+//! → [`UpstreamError::Timeout`].
 //!
 //! Idle connections wait in a bounded lock-free queue per upstream (a few
 //! atomic operations to check one out or in, no lock, no hashing), oldest
@@ -34,7 +34,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::error::Error;
+use super::error::UpstreamError;
 
 struct IdleConn {
     sender: SendRequest<Incoming>,
@@ -152,8 +152,8 @@ impl Upstream {
         &self,
         mut req: Request<Incoming>,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Lease), Error> {
-        const TIMED_OUT: Error = Error::UpstreamTimeout("no response head in time");
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        const TIMED_OUT: UpstreamError = UpstreamError::Timeout("no response head in time");
         let deadline = tokio::time::Instant::now() + timeout;
         while let Some(IdleConn {
             mut sender,
@@ -180,7 +180,7 @@ impl Upstream {
                 Err(mut e) => match e.take_message() {
                     // Not sent: the connection was closing. Try the next one.
                     Some(unsent) => req = unsent,
-                    None => return Err(Error::UpstreamUnreachable(Box::new(e.into_error()))),
+                    None => return Err(UpstreamError::Unreachable(Box::new(e.into_error()))),
                 },
             }
         }
@@ -195,7 +195,7 @@ impl Upstream {
         };
         let response = tokio::select! {
             biased;
-            sent = sender.send_request(req) => sent.map_err(|e| Error::UpstreamUnreachable(Box::new(e)))?,
+            sent = sender.send_request(req) => sent.map_err(|e| UpstreamError::Unreachable(Box::new(e)))?,
             () = timer.as_mut() => return Err(TIMED_OUT),
         };
         Ok((response, self.lease(sender, timer)))
@@ -212,7 +212,7 @@ impl Upstream {
 
     /// The calling worker's idle queue.
     fn slot(&self) -> usize {
-        crate::workers::current().min(self.idle.len() - 1)
+        super::workers::current().min(self.idle.len() - 1)
     }
 
     /// The oldest idle connection that is still usable.
@@ -225,7 +225,7 @@ impl Upstream {
         None
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, Error> {
+    async fn connect(&self) -> Result<SendRequest<Incoming>, UpstreamError> {
         let timeout = self.settings.connect_timeout;
         let connecting = async {
             let tcp = TcpStream::connect(self.authority.as_str()).await?;
@@ -243,10 +243,10 @@ impl Upstream {
         match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(sender)) => Ok(sender),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                Err(Error::UpstreamTimeout("connect timed out"))
+                Err(UpstreamError::Timeout("connect timed out"))
             }
-            Ok(Err(e)) => Err(Error::UpstreamUnreachable(Box::new(e))),
-            Err(_) => Err(Error::UpstreamTimeout("connect timed out")),
+            Ok(Err(e)) => Err(UpstreamError::Unreachable(Box::new(e))),
+            Err(_) => Err(UpstreamError::Timeout("connect timed out")),
         }
     }
 }

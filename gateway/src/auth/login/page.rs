@@ -289,11 +289,25 @@ fn environment() -> Environment<'static> {
     env
 }
 
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A bare page for the case the built-in templates fail (they are tested not
 /// to): still a working form, all values escaped.
 fn fallback(error: minijinja::Error, name: &str, data: &PageData<'_>) -> String {
-    use crate::pages::escape;
-
     tracing::warn!(error = %error, template = name, "built-in page failed to render");
     let title = escape(data.title);
     let action = escape(data.action);
@@ -313,6 +327,14 @@ fn fallback(error: minijinja::Error, name: &str, data: &PageData<'_>) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
 
     fn data() -> PageData<'static> {
         PageData {

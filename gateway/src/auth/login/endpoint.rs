@@ -26,13 +26,18 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::auth::{unix_now, AppAuth, Checked, LoginShared, CSRF_MAX_AGE};
-use crate::body::Body;
-use crate::error::Error;
-use crate::idp::IdpError;
-use crate::login_page::PageData;
-use crate::return_to;
-use crate::session::{self, RefreshCookie};
+use super::page::PageData;
+use crate::auth::app::{unix_now, AppAuth, LoginShared, CSRF_MAX_AGE};
+use crate::auth::cookies::Layout;
+use crate::auth::error::AuthError;
+use crate::auth::idp::IdpError;
+use crate::auth::model::{Checked, RefreshCookie};
+use crate::auth::return_to;
+use crate::auth::session;
+
+/// A complete answer from one of these pages; the caller turns the bytes
+/// into its response body.
+pub type Page = Response<Bytes>;
 
 /// Largest login or logout form accepted.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -60,7 +65,7 @@ pub async fn endpoint(
     shared: &LoginShared,
     caller: Caller,
     req: Request<Incoming>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Page, AuthError> {
     let started = Instant::now();
     let rest = &req.uri().path()[auth.config.gateway_path.len()..];
     match (rest, req.method()) {
@@ -82,8 +87,8 @@ pub async fn endpoint(
         ("/login", &Method::POST) => login(auth, shared, caller, req, started).await,
         ("/logout", &Method::GET | &Method::HEAD) => Ok(logout_page(auth, req.headers())),
         ("/logout", &Method::POST) => logout(auth, req).await,
-        ("/login" | "/logout", _) => Err(Error::MethodNotAllowed),
-        _ => Err(Error::NotFound),
+        ("/login" | "/logout", _) => Err(AuthError::MethodNotAllowed),
+        _ => Err(AuthError::NotFound),
     }
 }
 
@@ -102,7 +107,7 @@ fn csrf_token(auth: &AppAuth, headers: &HeaderMap) -> (String, Option<HeaderValu
     let token = auth.csrf.issue(now);
     let cookie = auth
         .csrf_cookie
-        .store(&token, crate::cookies::Layout::Absent)
+        .store(&token, Layout::Absent)
         .into_iter()
         .next();
     (token, cookie)
@@ -115,7 +120,7 @@ fn login_form(
     return_to: &str,
     username: &str,
     error: Option<&str>,
-) -> Response<Body> {
+) -> Page {
     let (csrf, cookie) = csrf_token(auth, headers);
     let action = auth.config.login_path();
     let html = auth.page.render_login(&PageData {
@@ -138,7 +143,7 @@ fn login_form(
     response
 }
 
-fn logout_page(auth: &AppAuth, headers: &HeaderMap) -> Response<Body> {
+fn logout_page(auth: &AppAuth, headers: &HeaderMap) -> Page {
     let (csrf, cookie) = csrf_token(auth, headers);
     let action = auth.config.logout_path();
     let html = auth.page.render_logout(&PageData {
@@ -166,8 +171,8 @@ pub fn challenge(auth: &AppAuth) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("Cookie"))
 }
 
-fn page(status: StatusCode, html: String) -> Response<Body> {
-    let mut response = Response::new(Body::full(html));
+fn page(status: StatusCode, html: String) -> Page {
+    let mut response = Response::new(Bytes::from(html));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(
@@ -190,8 +195,8 @@ fn page(status: StatusCode, html: String) -> Response<Body> {
     response
 }
 
-fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Page {
+    let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::FOUND;
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {
@@ -210,12 +215,14 @@ fn query_map(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-async fn read_form(req: Request<Incoming>) -> Result<(HeaderMap, HashMap<String, String>), Error> {
+async fn read_form(
+    req: Request<Incoming>,
+) -> Result<(HeaderMap, HashMap<String, String>), AuthError> {
     let (parts, body) = req.into_parts();
     let bytes: Bytes = Limited::new(body, MAX_FORM_BYTES)
         .collect()
         .await
-        .map_err(|_| Error::BadRequest("form too large or unreadable"))?
+        .map_err(|_| AuthError::BadRequest("form too large or unreadable"))?
         .to_bytes();
     let form = url::form_urlencoded::parse(&bytes).into_owned().collect();
     Ok((parts.headers, form))
@@ -237,11 +244,11 @@ async fn login(
     caller: Caller,
     req: Request<Incoming>,
     started: Instant,
-) -> Result<Response<Body>, Error> {
+) -> Result<Page, AuthError> {
     let (headers, form) = read_form(req).await?;
     if !csrf_ok(auth, &headers, &form) {
         auth.metrics.login("csrf");
-        return Err(Error::Csrf);
+        return Err(AuthError::Csrf);
     }
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
     let username = field("username").trim();
@@ -252,14 +259,14 @@ async fn login(
     if let Err(wait) = shared.by_ip.check(&caller.ip.to_string(), now) {
         auth.metrics.throttled("ip");
         auth.metrics.login("throttled");
-        return Err(Error::Throttled(wait.as_secs().max(1)));
+        return Err(AuthError::Throttled(wait.as_secs().max(1)));
     }
     if !username.is_empty() {
         let key = format!("{}\n{}", auth.app, username.to_lowercase());
         if let Err(wait) = shared.by_user.check(&key, now) {
             auth.metrics.throttled("username");
             auth.metrics.login("throttled");
-            return Err(Error::Throttled(wait.as_secs().max(1)));
+            return Err(AuthError::Throttled(wait.as_secs().max(1)));
         }
     }
 
@@ -332,10 +339,10 @@ async fn pad(started: Instant, shared: &LoginShared) {
     tokio::time::sleep_until(started + shared.config.min_failure_time).await;
 }
 
-async fn logout(auth: &Arc<AppAuth>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn logout(auth: &Arc<AppAuth>, req: Request<Incoming>) -> Result<Page, AuthError> {
     let (headers, form) = read_form(req).await?;
     if !csrf_ok(auth, &headers, &form) {
-        return Err(Error::Csrf);
+        return Err(AuthError::Csrf);
     }
     let session = session::read(auth, &headers);
     let mut revoked = false;

@@ -252,3 +252,15 @@ pub fn jwks_fetch(reason: &'static str, success: bool) {
     let outcome = if success { "success" } else { "failure" };
     metrics::counter!(JWKS_FETCHES_TOTAL, "reason" => reason, "outcome" => outcome).increment(1);
 }
+
+/// Histograms accumulate samples until drained; drains them regularly even
+/// if nobody scrapes, until `cancel` fires.
+pub async fn upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}

@@ -22,22 +22,11 @@ use cookie::{Cookie, CookieJar, Key, SameSite};
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
+use crate::config::{CookieSpec, MIN_KEY_BYTES};
+
 /// Largest cookie value written in one piece; browsers cap a whole cookie
 /// (name, value and attributes) at 4096 bytes.
 pub const CHUNK_SIZE: usize = 4000;
-
-/// One gateway cookie.
-#[derive(Debug, Clone)]
-pub struct CookieSpec {
-    /// Name as configured (without the `__Host-` prefix).
-    pub name: String,
-    /// Send only over HTTPS.
-    pub secure: bool,
-    /// `Domain` attribute; `None` keeps the cookie on the exact host.
-    pub domain: Option<String>,
-    /// `Max-Age`.
-    pub max_age: Duration,
-}
 
 /// How a stored value is laid out in the client's cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,16 +40,9 @@ pub enum Layout {
     Chunks(usize),
 }
 
+/// The wire behaviour of a configured cookie ([`CookieSpec`] is defined with
+/// the rest of the configuration).
 impl CookieSpec {
-    /// The name on the wire: `__Host-NAME` when secure and host-only.
-    pub fn wire_name(&self) -> String {
-        if self.secure && self.domain.is_none() {
-            format!("__Host-{}", self.name)
-        } else {
-            self.name.clone()
-        }
-    }
-
     fn build(&self, name: String, value: String, max_age: Duration) -> HeaderValue {
         let mut cookie = Cookie::new(name, value);
         cookie.set_http_only(true);
@@ -338,9 +320,6 @@ impl std::fmt::Debug for Sealer {
         f.write_str("Sealer(..)")
     }
 }
-
-/// A cookie key shorter than this is refused at start-up.
-pub const MIN_KEY_BYTES: usize = 32;
 
 impl Sealer {
     /// A sealer keyed by `master` (at least [`MIN_KEY_BYTES`] bytes of

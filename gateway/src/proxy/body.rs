@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::connection::InFlight;
-use crate::pool::Lease;
+use super::connection::InFlight;
+use super::pool::Lease;
 
 /// A response body sent to the client.
 #[derive(Debug)]

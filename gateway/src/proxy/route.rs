@@ -10,59 +10,8 @@
 //! suffixes; the table is built once at start-up and never locked.
 
 use std::collections::HashMap;
-use std::fmt;
 
-/// A configured host name: `store.example.com` or `*.example.com`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum HostPattern {
-    /// Matches this host only (lower-case, no port).
-    Exact(String),
-    /// `*.example.com`: matches any host ending in `.example.com` (stored with the dot).
-    Wildcard(String),
-}
-
-impl HostPattern {
-    /// Parses a configured host name; the error says why it is unusable.
-    pub fn parse(s: &str) -> Result<HostPattern, &'static str> {
-        let lower = s.trim().to_ascii_lowercase();
-        let (wild, name) = match lower.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, lower.as_str()),
-        };
-        if name.is_empty() {
-            return Err("is empty");
-        }
-        if name.contains(':') && !name.starts_with('[') {
-            return Err("must not carry a port (ports are ignored when routing)");
-        }
-        let valid = name.starts_with('[') && name.ends_with(']')
-            || name.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
-        if !valid {
-            return Err(
-                "is not a host name (letters, digits, '-', '.'; optionally starting with \"*.\")",
-            );
-        }
-        Ok(if wild {
-            HostPattern::Wildcard(format!(".{name}"))
-        } else {
-            HostPattern::Exact(name.to_owned())
-        })
-    }
-}
-
-impl fmt::Display for HostPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HostPattern::Exact(h) => f.write_str(h),
-            HostPattern::Wildcard(suffix) => write!(f, "*{suffix}"),
-        }
-    }
-}
+use crate::config::HostPattern;
 
 /// Path prefixes served on one host, longest first.
 #[derive(Debug, Default)]

@@ -24,58 +24,7 @@ use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use url::Url;
 
-/// Which protocol dialect the IdP speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// RFC 6749 / RFC 7009.
-    Oauth2,
-    /// FusionAuth's APIs where they differ.
-    Fusionauth,
-}
-
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// `Authorization: Basic` (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
-
-/// A secret that never appears in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// One app's client at the IdP.
-#[derive(Debug, Clone)]
-pub struct Client {
-    /// The client id (FusionAuth: the application id).
-    pub id: String,
-    /// The client secret.
-    pub secret: Secret,
-    /// How to present them.
-    pub auth: ClientAuth,
-}
+use crate::config::{Client, ClientAuth, Kind, Secret};
 
 /// Where the IdP is and how to talk to it.
 #[derive(Debug, Clone)]

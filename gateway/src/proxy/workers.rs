@@ -11,7 +11,7 @@
 //!
 //! Everything else (the accept loop, the admin listener, loading the IdPs'
 //! keys, metrics upkeep) runs on the runtime that called
-//! [`serve`](crate::server::serve).
+//! [`run`](super::server::run).
 
 use std::cell::Cell;
 use std::future::Future;

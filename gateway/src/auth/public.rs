@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use crate::auth::AppAuth;
+use super::app::AppAuth;
 
 /// Whether `path` is one of the app's public paths.
 pub fn is_public(auth: &AppAuth, path: &str) -> bool {

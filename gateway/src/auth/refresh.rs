@@ -3,7 +3,7 @@
 //!
 //! Input: the app, the request's [`Session`] and what the verify stage made of
 //! its JWT. Output: the identity to forward with and the `Set-Cookie` values
-//! for the answer, or an [`Error`]: `LoginRequired` (no usable refresh
+//! for the answer, or an [`AuthError`]: `LoginRequired` (no usable refresh
 //! cookie, the binding check failed, or the IdP refused the refresh: the
 //! cookies are cleared) or `IdpUnavailable` (503, cookies untouched: nobody
 //! is logged out because the IdP blinked).
@@ -16,7 +16,7 @@
 //! want the article's literal behaviour.
 //!
 //! Concurrent requests with the same refresh token share one IdP call
-//! ([`SingleFlight`](crate::single_flight::SingleFlight)), and requests
+//! ([`SingleFlight`](super::single_flight::SingleFlight)), and requests
 //! arriving within `session.refresh_grace` after it reuse its result, so an
 //! IdP with one-time-use refresh tokens never sees a replay.
 
@@ -25,37 +25,13 @@ use std::sync::Arc;
 use http::HeaderValue;
 use tokio::time::Instant;
 
-use crate::auth::{unix_now, AppAuth, Checked, Identity};
-use crate::error::Error;
-use crate::idp::IdpError;
-use crate::session::{self, RefreshCookie, Session};
-use crate::single_flight::Role;
-use crate::verify::VerifyError;
-
-/// A finished refresh, shared by every request that waited for it.
-#[derive(Debug)]
-pub struct Refreshed {
-    /// The new JWT.
-    pub jwt: String,
-    /// The refresh cookie to hold now (rotated token, or the same one).
-    pub refresh: RefreshCookie,
-    /// Who the new JWT says the user is.
-    pub identity: Arc<Identity>,
-}
-
-/// Why a refresh gave no new JWT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshFailure {
-    /// The IdP refused the refresh token (4xx).
-    Rejected,
-    /// The IdP could not be reached or failed.
-    Unavailable,
-    /// The IdP answered with a token that does not verify.
-    Invalid,
-}
-
-/// What the single-flight shares.
-pub type RefreshResult = Result<Arc<Refreshed>, RefreshFailure>;
+use super::app::{unix_now, AppAuth};
+use super::error::AuthError;
+use super::idp::IdpError;
+use super::model::{Checked, Identity, RefreshCookie, RefreshFailure, RefreshResult, Refreshed};
+use super::session::{self, Session};
+use super::single_flight::Role;
+use super::verify::VerifyError;
 
 /// The identity to forward with, and cookies to add to the answer.
 #[derive(Debug)]
@@ -73,8 +49,8 @@ pub async fn stage(
     auth: &Arc<AppAuth>,
     session: &Session,
     checked: Result<Checked, VerifyError>,
-    relogin: impl FnOnce(bool) -> Error,
-) -> Result<Renewed, Error> {
+    relogin: impl FnOnce(bool) -> AuthError,
+) -> Result<Renewed, AuthError> {
     let (presented, still_valid) = match &checked {
         Ok(Checked::Valid(id)) => (Some(id.clone()), Some(id.clone())),
         Ok(Checked::Expired(id)) => (Some(id.clone()), None),
@@ -157,7 +133,7 @@ pub async fn stage(
                 identity,
                 set_cookies: Vec::new(),
             }),
-            None => Err(Error::IdpUnavailable("refresh")),
+            None => Err(AuthError::IdpUnavailable("refresh")),
         },
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::ConfigError;
+use super::error::ConfigError;
 
 fn invalid(key: &str, message: String) -> ConfigError {
     ConfigError::Invalid {

@@ -10,26 +10,12 @@
 //! counts as absent.
 
 use http::{HeaderMap, HeaderValue};
-use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use crate::auth::{AppAuth, Identity};
-use crate::cookies::{self, Layout};
-
-/// What the sealed refresh cookie holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefreshCookie {
-    /// The refresh token.
-    #[serde(rename = "t")]
-    pub token: String,
-    /// The `sub` of the JWT it came with.
-    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    /// The `sid` of the JWT it came with, where the IdP sets one.
-    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-}
+use super::app::AppAuth;
+use super::cookies::{self, Layout};
+use super::model::{Identity, RefreshCookie};
 
 /// An app's cookies as the client sent them.
 #[derive(Debug, Default)]

@@ -8,11 +8,8 @@
 
 use http::HeaderMap;
 
-use crate::auth::{AppAuth, Identity};
-
-/// Every header with this prefix is the gateway's to set (names are
-/// lower-case in `http`).
-pub const PREFIX: &str = "x-auth-request-";
+use super::app::AppAuth;
+use super::model::{Identity, IDENTITY_PREFIX as PREFIX};
 
 /// Removes identity headers the client sent.
 pub fn strip_client(headers: &mut HeaderMap, auth: Option<&AppAuth>) {

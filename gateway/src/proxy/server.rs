@@ -1,20 +1,25 @@
 //! Listening and connection handling: accept, TLS, HTTP/1.1 + HTTP/2 on one
 //! port, timeouts, graceful shutdown.
 //!
-//! Input: bound listeners and a validated [`Config`]. Output: runs until the
-//! `shutdown` future resolves, then stops accepting, asks every connection to
-//! finish its in-flight requests, waits up to `server.shutdown_grace`, and
-//! returns. Failure: only set-up errors are returned; per-connection errors are
-//! logged at debug level (clients hang up all the time).
+//! Input: a bound listener, the `[server]` settings, and the [`Handler`] that
+//! answers each request (the gateway's request path, handed in as hyper hands
+//! a service to a connection). Output: [`run`] serves until the `shutdown`
+//! future resolves, then stops accepting, asks every connection to finish its
+//! in-flight requests, waits up to `server.shutdown_grace`, and returns.
+//! Failure: only set-up errors are returned; per-connection errors are logged
+//! at debug level (clients hang up all the time).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,13 +27,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
-use crate::connection::{Activity, Limits, Parkable, Tracked, Verdict};
-use crate::pipeline::{self, ConnInfo, Gateway};
-use crate::workers::Workers;
-use crate::{admin, metrics, proxy_headers};
+use super::body::Body;
+use super::connection::{Activity, Limits, Parkable, Tracked, Verdict};
+use super::headers;
+use super::workers::{self, Workers};
+use crate::config::{Config, ServerConfig};
+use crate::ops::metrics;
 
-/// The sockets the gateway serves on, bound before [`serve`] is called so
+/// The sockets the gateway serves on, bound before [`serve`](crate::serve) is called so
 /// that tests and embedding programs can use port 0.
 #[derive(Debug)]
 pub struct Listeners {
@@ -56,67 +62,66 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Says loudly what a production deployment should not run with.
-fn warn_about_development_settings(config: &Config) {
-    for app in &config.apps {
-        match &app.auth {
-            None => tracing::warn!(
-                app = app.name.as_str(),
-                "app served WITHOUT login (auth = false): every request reaches it anonymously"
-            ),
-            Some(auth) if !auth.jwt_cookie.secure => tracing::warn!(
-                app = app.name.as_str(),
-                "cookies.secure = false: session cookies travel over plain HTTP; for development only"
-            ),
-            Some(_) => {}
-        }
-    }
+/// Answers the requests of the connections [`run`] accepts.
+pub trait Handler: Send + Sync + Sized + 'static {
+    /// Answers one request that arrived on `conn`. Never fails: errors are
+    /// answers too.
+    fn handle(
+        conn: Arc<ConnInfo<Self>>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<Body>, Infallible>> + Send + 'static;
 }
 
-/// Serves until `shutdown` resolves, then drains gracefully.
-pub async fn serve(
-    listeners: Listeners,
-    config: Config,
+/// What one client connection knows, shared by its requests.
+pub struct ConnInfo<H> {
+    /// The request handler.
+    pub handler: Arc<H>,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The peer's IP address as a header value (for `X-Forwarded-For`).
+    pub peer_value: HeaderValue,
+    /// `https` under TLS, else `http`.
+    pub proto: &'static str,
+    /// Whether the peer is a trusted proxy.
+    pub trusted: bool,
+    /// Timing state for the header and idle timeouts.
+    pub activity: Arc<Activity>,
+}
+
+/// What outlives single connections and ends with the server: upgraded
+/// tunnels, the token that cuts them, and whether the listener accepts.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    /// Upgraded tunnels, waited for on graceful shutdown.
+    pub tunnels: TaskTracker,
+    /// Fired when the shutdown grace period is over: what is left is cut.
+    pub stop: CancellationToken,
+    /// Whether the listener is accepting.
+    pub accepting: AtomicBool,
+}
+
+/// Serves `listener` until `shutdown` resolves, then drains gracefully.
+pub async fn run<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    server: &ServerConfig,
+    lifecycle: &Lifecycle,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let prometheus = metrics::install();
-    let tls = config
-        .server
+    let tls = server
         .tls
         .as_ref()
         .map(|tls| TlsAcceptor::from(tls.server_config.clone()));
-    let protocols = Arc::new(Protocols::new(&config));
-    let grace = config.server.shutdown_grace;
-    let gateway = Arc::new(Gateway::new(config).map_err(std::io::Error::other)?);
+    let protocols = Arc::new(Protocols::new(server));
+    let trusted = Arc::new(server.trusted_proxies.clone());
+    let grace = server.shutdown_grace;
     let cancel = CancellationToken::new();
-    for idp in &gateway.idps {
-        tokio::spawn(idp.clone().load(cancel.clone()));
-    }
-    warn_about_development_settings(&gateway.config);
     let connections = TaskTracker::new();
-    let workers = Workers::start(crate::workers::count(gateway.config.server.worker_threads))?;
+    let workers = Workers::start(workers::count(server.worker_threads))?;
 
-    if let Some(admin_listener) = listeners.admin {
-        let addr = admin_listener.local_addr()?;
-        tokio::spawn(admin::serve(
-            admin_listener,
-            gateway.clone(),
-            prometheus.clone(),
-            cancel.clone(),
-        ));
-        tracing::info!(%addr, "admin listening (/healthz, /readyz, /metrics)");
-    }
-    tokio::spawn(metrics_upkeep(prometheus, cancel.clone()));
-
-    let listener = listeners.proxy;
     let addr = listener.local_addr()?;
-    gateway.ready.store(true, Ordering::Release);
-    tracing::info!(
-        %addr,
-        tls = tls.is_some(),
-        apps = gateway.config.apps.len(),
-        "gateway ready"
-    );
+    lifecycle.accepting.store(true, Ordering::Release);
+    tracing::info!(%addr, tls = tls.is_some(), "gateway ready");
 
     tokio::pin!(shutdown);
     loop {
@@ -136,8 +141,9 @@ pub async fn serve(
                             continue;
                         }
                     };
-                    let (gateway, protocols, tls, cancel) =
-                        (gateway.clone(), protocols.clone(), tls.clone(), cancel.clone());
+                    let (handler, protocols, tls, cancel) =
+                        (handler.clone(), protocols.clone(), tls.clone(), cancel.clone());
+                    let trusted = headers::is_trusted(peer.ip(), &trusted);
                     workers.spawn(&connections, async move {
                         let tcp = match TcpStream::from_std(tcp) {
                             Ok(tcp) => tcp,
@@ -148,7 +154,7 @@ pub async fn serve(
                         };
                         // Past the grace period, dropping `workers` drops
                         // their runtimes and this task with them.
-                        serve_connection(gateway, protocols, tls, tcp, peer, cancel).await;
+                        serve_connection(handler, protocols, tls, tcp, peer, trusted, cancel).await;
                     });
                 }
                 Err(e) => {
@@ -162,27 +168,27 @@ pub async fn serve(
 
     tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
     drop(listener);
-    gateway.ready.store(false, Ordering::Release);
+    lifecycle.accepting.store(false, Ordering::Release);
     cancel.cancel();
     connections.close();
-    gateway.tunnels.close();
+    lifecycle.tunnels.close();
     let drained = tokio::time::timeout(grace, async {
         connections.wait().await;
-        gateway.tunnels.wait().await;
+        lifecycle.tunnels.wait().await;
     })
     .await;
     match drained {
         Ok(()) => tracing::info!("drained, bye"),
         Err(_) => tracing::warn!(
             open_connections = connections.len(),
-            open_tunnels = gateway.tunnels.len(),
+            open_tunnels = lifecycle.tunnels.len(),
             "grace period over, closing what is left"
         ),
     }
     // Cut whatever outlived the grace period, so that an embedding program's
     // runtime is left with no gateway tasks: `stop` ends the tunnels, and the
     // workers' runtimes go with every connection task still on them.
-    gateway.stop.cancel();
+    lifecycle.stop.cancel();
     drop(workers);
     Ok(())
 }
@@ -196,8 +202,7 @@ struct Protocols {
 }
 
 impl Protocols {
-    fn new(config: &Config) -> Protocols {
-        let server = &config.server;
+    fn new(server: &ServerConfig) -> Protocols {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .keep_alive(true)
@@ -246,23 +251,24 @@ async fn sniff_h2(tcp: &TcpStream) -> std::io::Result<bool> {
     }
 }
 
-async fn serve_connection(
-    gateway: Arc<Gateway>,
+async fn serve_connection<H: Handler>(
+    handler: Arc<H>,
     protocols: Arc<Protocols>,
     tls: Option<TlsAcceptor>,
     tcp: TcpStream,
     peer: SocketAddr,
+    trusted: bool,
     cancel: CancellationToken,
 ) {
     let _open = OpenConnection::new();
     // Small responses must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
     let info = Arc::new(ConnInfo {
-        trusted: proxy_headers::is_trusted(peer.ip(), &gateway.config.server.trusted_proxies),
+        trusted,
         proto: if tls.is_some() { "https" } else { "http" },
-        gateway,
+        handler,
         peer,
-        peer_value: proxy_headers::peer_value(peer.ip()),
+        peer_value: headers::peer_value(peer.ip()),
         activity: Arc::new(Activity::new()),
     });
     let header_timeout = protocols.limits.header;
@@ -302,9 +308,9 @@ async fn serve_connection(
 }
 
 /// HTTP/1.1 with keep-alive, upgrades, and parking while idle.
-async fn serve_h1<S: Parkable>(
+async fn serve_h1<S: Parkable, H: Handler>(
     mut stream: S,
-    info: Arc<ConnInfo>,
+    info: Arc<ConnInfo<H>>,
     protocols: &Protocols,
     cancel: &CancellationToken,
 ) {
@@ -322,8 +328,7 @@ async fn serve_h1<S: Parkable>(
         // Active: hyper owns the stream and its buffers.
         let io = TokioIo::new(Tracked::new(stream, activity.clone(), replay));
         let service_info = info.clone();
-        let service =
-            hyper::service::service_fn(move |req| pipeline::handle(service_info.clone(), req));
+        let service = hyper::service::service_fn(move |req| H::handle(service_info.clone(), req));
         let mut conn = Box::pin(protocols.h1.serve_connection(io, service).with_upgrades());
         let mut closing = false;
         // Polled again on entry: the parked loop below may have left the
@@ -455,9 +460,9 @@ fn recheck_ready(activity: &Activity) -> std::task::Poll<()> {
 }
 
 /// HTTP/2 (h2c prior knowledge or ALPN `h2`): only the idle timeout applies.
-async fn serve_h2<S: Parkable>(
+async fn serve_h2<S: Parkable, H: Handler>(
     stream: S,
-    info: Arc<ConnInfo>,
+    info: Arc<ConnInfo<H>>,
     protocols: &Protocols,
     cancel: &CancellationToken,
 ) {
@@ -466,7 +471,7 @@ async fn serve_h2<S: Parkable>(
     activity.set_multiplexed();
     let peer = info.peer;
     let io = TokioIo::new(Tracked::new(stream, activity.clone(), Bytes::new()));
-    let service = hyper::service::service_fn(move |req| pipeline::handle(info.clone(), req));
+    let service = hyper::service::service_fn(move |req| H::handle(info.clone(), req));
     let conn = protocols.h2.serve_connection(io, service);
     tokio::pin!(conn);
     let watchdog = tokio::time::sleep(limits.idle);
@@ -539,20 +544,5 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         metrics::connections().open.decrement(1.0);
-    }
-}
-
-/// Histograms accumulate samples until drained; drain them regularly even if
-/// nobody scrapes.
-async fn metrics_upkeep(
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-    cancel: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = tick.tick() => handle.run_upkeep(),
-        }
     }
 }
