@@ -6,14 +6,13 @@
 //! TLS, with WebSocket upgrades, `X-Forwarded-*` and request ids.
 //!
 //! ```text
-//! accept (TCP or TLS, HTTP/1.1 + HTTP/2)   proxy::server, proxy::connection
-//!   → route     host (+ path prefix) → app  proxy::route
-//!   → login     own pages, session, verify, auth::{login, session, verify,
-//!               refresh, authorize, identity  refresh, authorize, identity}
-//!   → forward   hop-by-hop out, X-Forwarded-* proxy::forward, proxy::headers
-//!               in, stream both ways, upgrades
-//!   → response  upstream answer, or the       error, pages
-//!               gateway's own page
+//! accept    TCP or TLS, HTTP/1.1 + HTTP/2            proxy::server, proxy::connection
+//! route     host (+ path prefix) → app               proxy::route
+//! login     own pages, session, verify, refresh,     auth::*
+//!           authorize, identity headers
+//! forward   hop-by-hop out, X-Forwarded-* in,        proxy::forward, proxy::headers
+//!           streamed both ways, upgrades
+//! answer    upstream's, or the gateway's own page    error, pages
 //! ```
 //!
 //! [`pipeline`] runs those stages in order: the file to read first. The

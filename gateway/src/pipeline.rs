@@ -147,7 +147,7 @@ struct RequestCtx {
 
 /// The outer handler: owns the request id, the span, metrics, and the
 /// conversion of errors into responses. Never fails.
-pub async fn handle(
+async fn handle(
     conn: Arc<ConnInfo<Gateway>>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
