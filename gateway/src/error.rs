@@ -16,14 +16,19 @@ use crate::auth::error::{AuthError, Relogin};
 use crate::pages;
 use crate::proxy::body::Body;
 use crate::proxy::error::UpstreamError;
+use crate::proxy::path::BadPath;
+use crate::proxy::route::HostError;
 
 /// What went wrong while handling one request: routing here, the login
 /// stages' and the proxy core's own errors wrapped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request named no host at all.
-    #[error("request has no Host header or authority")]
-    MissingHost,
+    /// No single, well-formed host.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// A path with no single reading.
+    #[error(transparent)]
+    Path(#[from] BadPath),
     /// No app serves this host and path.
     #[error("no app serves host {host:?}")]
     UnknownHost {
@@ -42,7 +47,7 @@ impl Error {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::MissingHost => StatusCode::BAD_REQUEST,
+            Error::Host(_) | Error::Path(_) => StatusCode::BAD_REQUEST,
             Error::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Error::Auth(e) => match e {
                 AuthError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -79,7 +84,7 @@ impl Error {
                     .insert(RETRY_AFTER, HeaderValue::from(seconds));
                 return response;
             }
-            Error::MissingHost | Error::Auth(AuthError::BadRequest(_)) => {
+            Error::Host(_) | Error::Path(_) | Error::Auth(AuthError::BadRequest(_)) => {
                 ("Bad request", "The request could not be understood.")
             }
             Error::UnknownHost { .. } | Error::Auth(AuthError::NotFound) => {
@@ -144,8 +149,10 @@ mod tests {
     #[test]
     fn every_variant_has_its_status() {
         let io = || -> crate::proxy::error::BoxError { Box::new(std::io::Error::other("refused")) };
-        let table: [(Error, u16); 13] = [
-            (Error::MissingHost, 400),
+        let table: [(Error, u16); 15] = [
+            (HostError::Missing.into(), 400),
+            (HostError::Repeated.into(), 400),
+            (BadPath("backslash").into(), 400),
             (Error::UnknownHost { host: "x".into() }, 404),
             (UpstreamError::Unreachable(io()).into(), 502),
             (UpstreamError::Timeout("response").into(), 504),

@@ -21,14 +21,16 @@
 //! the outer handler turns into the answer (a login redirect, 401 JSON, a
 //! page).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{ACCEPT, HOST, LOCATION, SET_COOKIE, UPGRADE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{ACCEPT, LOCATION, SET_COOKIE, UPGRADE};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -37,19 +39,22 @@ use crate::auth::error::{AuthError, Relogin};
 use crate::auth::idp_state::IdpState;
 use crate::auth::login::endpoint as login;
 use crate::auth::model::Checked;
+use crate::auth::model::IDENTITY_PREFIX;
 use crate::auth::refresh::{self, Renewed};
 use crate::auth::session::{self, Session};
 use crate::auth::verify::VerifyError;
-use crate::auth::{authorize, identity, public};
+use crate::auth::{authorize, cookies, identity, public};
 use crate::config::{AppConfig, Config, RefreshMode};
 use crate::error::Error;
 use crate::ops::metrics::{AppMetrics, NO_APP};
 use crate::pages;
 use crate::proxy::body::Body;
 use crate::proxy::forward::{self, ClientSide, Target};
+use crate::proxy::headers::{self, ClientRules};
+use crate::proxy::path::{self, BadPath};
 use crate::proxy::pool::{self, Upstream};
 use crate::proxy::request_id;
-use crate::proxy::route::Router;
+use crate::proxy::route::{self, HostError, Router};
 use crate::proxy::server::{ConnInfo, Handler, Lifecycle};
 use crate::proxy::workers;
 
@@ -65,12 +70,17 @@ pub struct Gateway {
     pub lifecycle: Lifecycle,
     /// The IdPs the apps use (keys load in the background).
     pub idps: Vec<Arc<IdpState>>,
+    /// Every app's gateway cookies: out of every upstream request, and no
+    /// upstream may set them.
+    cookie_names: Vec<Box<str>>,
     login: LoginShared,
 }
 
 /// One app with its runtime state.
 struct App {
     config: AppConfig,
+    /// What this app's client may not send.
+    client_rules: ClientRules,
     metrics: AppMetrics,
     upstream: Upstream,
     auth: Option<Arc<AppAuth>>,
@@ -95,12 +105,22 @@ impl Gateway {
             u.pool_max_idle_per_host,
             workers::count(config.server.worker_threads),
         ));
-        let (auths, idps) = app::build(&config.apps, &config.session)?;
+        let built = app::build(&config.apps, &config.session)?;
+        let server = &config.server;
         let apps = config
             .apps
             .iter()
-            .zip(auths)
+            .zip(built.apps)
             .map(|(app, auth)| App {
+                client_rules: ClientRules {
+                    trusted_only: server.trusted_only_headers.clone(),
+                    drop_underscores: !server.underscores_in_headers,
+                    reserved: auth
+                        .as_ref()
+                        .map(|a| a.extra_identity_headers.clone())
+                        .unwrap_or_default(),
+                    reserved_prefixes: vec![IDENTITY_PREFIX],
+                },
                 auth,
                 metrics: AppMetrics::new(&app.name),
                 upstream: Upstream::new(
@@ -116,7 +136,8 @@ impl Gateway {
             apps,
             unrouted: AppMetrics::new(NO_APP),
             lifecycle: Lifecycle::default(),
-            idps,
+            idps: built.idps,
+            cookie_names: built.cookie_names,
             login: LoginShared::new(&config.login),
             config,
         })
@@ -143,6 +164,10 @@ impl Handler for Gateway {
 struct RequestCtx {
     request_id: HeaderValue,
     app: Option<usize>,
+    /// The cookies of a refresh made for this request: they reach the
+    /// browser whatever the answer (with one-time-use refresh tokens the old
+    /// cookie is dead once the grace period ends).
+    set_cookies: Vec<HeaderValue>,
 }
 
 /// The outer handler: owns the request id, the span, metrics, and the
@@ -160,6 +185,7 @@ async fn handle(
     let mut ctx = RequestCtx {
         request_id: request_id::from_incoming(req.headers().get(request_id::HEADER)),
         app: None,
+        set_cookies: Vec::new(),
     };
     let span = tracing::info_span!(
         "request",
@@ -186,6 +212,9 @@ async fn handle(
             error.into_response(&ctx.request_id, json)
         }
     };
+    for cookie in ctx.set_cookies {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
     let status = response.status();
     let metrics = match ctx.app {
         Some(i) => &gateway.apps[i].metrics,
@@ -211,17 +240,24 @@ async fn handle(
 /// The inner handler: the stages, in order.
 async fn run(
     conn: &ConnInfo<Gateway>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: &mut RequestCtx,
 ) -> Result<Response<Body>, Error> {
     let gateway = &conn.handler;
 
+    // one request, one meaning: one well-formed host, one normal path (the
+    // one every stage below reads and the upstream receives)
+    let host = route::request_host(req.uri(), req.headers())?;
+    if let Cow::Owned(normal) = path::normalise(req.uri().path())? {
+        *req.uri_mut() = with_path(req.uri(), &normal)?;
+    }
+    let name = path::without_params(req.uri().path()).into_owned();
+
     // route
-    let host = request_host(&req)?;
-    let host_text = host.to_str().map_err(|_| Error::MissingHost)?;
+    let host_text = host.to_str().map_err(|_| HostError::Malformed)?;
     let index = gateway
         .router
-        .find(host_text, req.uri().path())
+        .find(host_text, &name)
         .ok_or_else(|| Error::UnknownHost {
             host: host_text.to_owned(),
         })?;
@@ -229,17 +265,23 @@ async fn run(
     let app = &gateway.apps[index];
     tracing::Span::current().record("app", app.config.name.as_str());
 
-    // identity headers out, then the login stages
-    let mut req = req;
-    identity::strip_client(req.headers_mut(), app.auth.as_deref());
-    let mut set_cookies = Vec::new();
-    if let Some(auth) = &app.auth {
-        if login::owns(auth, req.uri().path()) {
-            return own_page(conn, auth, req).await;
-        }
-        match guard(auth, &mut req).await? {
-            Step::Continue(cookies) => set_cookies = cookies,
-            Step::Respond(response) => return Ok(response),
+    // the client's headers cleaned before the gateway adds any: hop-by-hop,
+    // trailers, identity headers in any spelling, what only trusted proxies
+    // may send; and every app's gateway cookies, on every route
+    let version = req.version();
+    let upgrade =
+        headers::clean_request(req.headers_mut(), version, conn.trusted, &app.client_rules);
+    match &app.auth {
+        None => session::strip(&gateway.cookie_names, req.headers_mut()),
+        Some(auth) => {
+            // the login stages
+            if login::owns(auth, &name) {
+                return own_page(conn, auth, req).await;
+            }
+            let step = guard(auth, &gateway.cookie_names, &mut req, &name, ctx).await?;
+            if let Step::Respond(response) = step {
+                return Ok(*response);
+            }
         }
     }
 
@@ -260,23 +302,36 @@ async fn run(
             trusted: conn.trusted,
             host: &host,
             request_id: &ctx.request_id,
+            upgrade,
         },
     )
     .await?;
     app.metrics.upstream_latency(upstream_time);
-    if let Some(auth) = &app.auth {
-        finish_response(auth, &mut response, set_cookies);
-    }
+    drop_gateway_cookies(&gateway.cookie_names, &mut response);
     Ok(response)
+}
+
+/// `uri` with its path replaced by `normal` (query, scheme and authority
+/// kept).
+fn with_path(uri: &Uri, normal: &str) -> Result<Uri, Error> {
+    let invalid = |_| Error::Path(BadPath("not a valid path once normal"));
+    let path_and_query = match uri.query() {
+        Some(query) => PathAndQuery::try_from(format!("{normal}?{query}")),
+        None => PathAndQuery::try_from(normal),
+    }
+    .map_err(invalid)?;
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).map_err(|_| Error::Path(BadPath("not a valid path once normal")))
 }
 
 /// What the login stages decided.
 enum Step {
-    /// Forward the request (identity headers set, gateway cookies out) and
-    /// add these `Set-Cookie` values to the answer.
-    Continue(Vec<HeaderValue>),
-    /// Answer with this instead (a refresh redirect).
-    Respond(Response<Body>),
+    /// Forward the request (identity headers set, gateway cookies out); a
+    /// refresh's cookies wait in the request's context for the answer.
+    Continue,
+    /// Answer with this instead (a refresh redirect; boxed: rare).
+    Respond(Box<Response<Body>>),
 }
 
 /// The gateway's own pages on the app's host (boxed: rare, and kept out of
@@ -295,11 +350,17 @@ async fn own_page(
 
 /// The login stages of an app with login, in order, for a request that is
 /// not for the gateway's own pages.
-async fn guard(auth: &Arc<AppAuth>, req: &mut Request<Incoming>) -> Result<Step, Error> {
+async fn guard(
+    auth: &Arc<AppAuth>,
+    cookie_names: &[Box<str>],
+    req: &mut Request<Incoming>,
+    name: &str,
+    ctx: &mut RequestCtx,
+) -> Result<Step, Error> {
     // public paths: no session, but never the gateway's cookies
-    if public::is_public(auth, req.uri().path()) {
-        session::strip(auth, req.headers_mut());
-        return Ok(Step::Continue(Vec::new()));
+    if public::is_public(auth, name) {
+        session::strip(cookie_names, req.headers_mut());
+        return Ok(Step::Continue);
     }
     // session + verify: the steady state is a cached token, no await
     let now = unix_now();
@@ -319,12 +380,14 @@ async fn guard(auth: &Arc<AppAuth>, req: &mut Request<Incoming>) -> Result<Step,
         && req.method() == Method::GET
         && is_navigation(req)
     {
-        return Ok(Step::Respond(reload(req, renewed.set_cookies)));
+        return Ok(Step::Respond(Box::new(reload(req, renewed.set_cookies))));
     }
+    // a refresh's cookies go out whatever happens next (403, 502, 504)
+    ctx.set_cookies = renewed.set_cookies;
     // authorize
     authorize::stage(auth, &renewed.identity)?;
     identity::apply(req.headers_mut(), &renewed.identity);
-    Ok(Step::Continue(renewed.set_cookies))
+    Ok(Step::Continue)
 }
 
 /// The session, verify and refresh stages: the identity to forward with.
@@ -390,6 +453,13 @@ fn reload(req: &Request<Incoming>, cookies: Vec<HeaderValue>) -> Response<Body> 
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::FOUND;
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    // The path is normal (no `//` or `\`), so this stays on the origin; a
+    // target that would not is never written.
+    let target = match target.as_bytes() {
+        [b'/', b'/' | b'\\', ..] | [] => "/",
+        [b'/', ..] => target,
+        _ => "/",
+    };
     if let Ok(location) = HeaderValue::from_str(target) {
         response.headers_mut().insert(LOCATION, location);
     }
@@ -403,25 +473,24 @@ fn reload(req: &Request<Incoming>, cookies: Vec<HeaderValue>) -> Response<Body> 
     response
 }
 
-/// Drops upstream cookies that would overwrite the gateway's, then adds
-/// the refresh's cookies.
-fn finish_response(auth: &AppAuth, response: &mut Response<Body>, set_cookies: Vec<HeaderValue>) {
+/// Drops every upstream `Set-Cookie` that would set one of the gateway's
+/// cookies (any app's), whatever app answered.
+fn drop_gateway_cookies(names: &[Box<str>], response: &mut Response<Body>) {
     let headers = response.headers_mut();
-    if headers.contains_key(SET_COOKIE) {
+    if names.is_empty() || !headers.contains_key(SET_COOKIE) {
+        return;
+    }
+    let sets = |c: &HeaderValue| cookies::sets_any(c.as_bytes(), names);
+    if headers.get_all(SET_COOKIE).iter().any(sets) {
         let upstream: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
-        if upstream.iter().any(|c| session::is_gateway_cookie(auth, c)) {
-            headers.remove(SET_COOKIE);
-            for cookie in upstream {
-                if session::is_gateway_cookie(auth, &cookie) {
-                    tracing::warn!("upstream Set-Cookie for a gateway cookie dropped");
-                } else {
-                    headers.append(SET_COOKIE, cookie);
-                }
+        headers.remove(SET_COOKIE);
+        for cookie in upstream {
+            if sets(&cookie) {
+                tracing::warn!("upstream Set-Cookie for a gateway cookie dropped");
+            } else {
+                headers.append(SET_COOKIE, cookie);
             }
         }
-    }
-    for cookie in set_cookies {
-        headers.append(SET_COOKIE, cookie);
     }
 }
 
@@ -441,16 +510,4 @@ fn client_ip(conn: &ConnInfo<Gateway>, headers: &http::HeaderMap) -> std::net::I
         }
     }
     conn.peer.ip()
-}
-
-/// The host the client asked for: the URI authority (HTTP/2, absolute-form)
-/// or else the `Host` header (RFC 9112 §3.2.2).
-fn request_host(req: &Request<Incoming>) -> Result<HeaderValue, Error> {
-    if let Some(authority) = req.uri().authority() {
-        return HeaderValue::from_str(authority.as_str()).map_err(|_| Error::MissingHost);
-    }
-    match req.headers().get(HOST) {
-        Some(host) if !host.is_empty() => Ok(host.clone()),
-        _ => Err(Error::MissingHost),
-    }
 }

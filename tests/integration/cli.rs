@@ -116,6 +116,14 @@ fn reference_config_documents_the_defaults() {
         f.trusted_proxies, d.trusted_proxies,
         "server.trusted_proxies"
     );
+    assert_eq!(
+        f.trusted_only_headers, d.trusted_only_headers,
+        "server.trusted_only_headers"
+    );
+    assert_eq!(
+        f.underscores_in_headers, d.underscores_in_headers,
+        "server.underscores_in_headers"
+    );
     assert_eq!(f.http2, d.http2, "server.http2");
     let (f, d) = (&file.log, &defaults.log);
     assert_eq!(f.level, d.level, "log.level");

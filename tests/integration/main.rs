@@ -8,6 +8,7 @@ mod cli;
 mod compose;
 mod forwarding;
 mod glewlwyd;
+mod hostile;
 mod identity;
 mod idp_client;
 mod layout;

@@ -87,6 +87,8 @@ pub struct AppAuth {
     pub metrics: AuthMetrics,
     /// Wire names of the JWT, refresh and CSRF cookies.
     pub wires: [String; 3],
+    /// The other apps' gateway cookies, taken out of this app's requests too.
+    pub others: Vec<Box<str>>,
     /// Identity headers outside `X-Auth-Request-*` (which is stripped
     /// wholesale), e.g. `Authorization` when it carries the token.
     pub extra_identity_headers: Vec<HeaderName>,
@@ -101,12 +103,32 @@ impl std::fmt::Debug for AppAuth {
     }
 }
 
-/// Per-app login state (`None` for apps without login), and the IdPs they use.
-pub type Built = (Vec<Option<Arc<AppAuth>>>, Vec<Arc<IdpState>>);
+/// The login workflow's state for every app.
+#[derive(Debug)]
+pub struct Built {
+    /// Per app, in config order: its login state (`None` without login).
+    pub apps: Vec<Option<Arc<AppAuth>>>,
+    /// The IdPs they use.
+    pub idps: Vec<Arc<IdpState>>,
+    /// Every app's gateway cookies (wire and configured names): no upstream
+    /// receives them and no upstream may set them, whatever its app.
+    pub cookie_names: Vec<Box<str>>,
+}
 
 /// Builds the per-IdP and per-app state. IdPs with identical settings are
 /// shared.
 pub fn build(apps: &[AppConfig], session: &SessionConfig) -> Result<Built, String> {
+    let mut cookie_names: Vec<Box<str>> = Vec::new();
+    for auth in apps.iter().filter_map(|app| app.auth.as_ref()) {
+        let csrf = csrf_cookie(auth);
+        for spec in [&auth.jwt_cookie, &auth.refresh_cookie, &csrf] {
+            for name in [spec.wire_name(), spec.name.clone()] {
+                if !cookie_names.iter().any(|n| **n == *name) {
+                    cookie_names.push(name.into());
+                }
+            }
+        }
+    }
     let mut idps: Vec<Arc<IdpState>> = Vec::new();
     let mut out = Vec::with_capacity(apps.len());
     for app in apps {
@@ -122,9 +144,30 @@ pub fn build(apps: &[AppConfig], session: &SessionConfig) -> Result<Built, Strin
                 state
             }
         };
-        out.push(Some(Arc::new(AppAuth::new(&app.name, auth, session, idp)?)));
+        let mut auth = AppAuth::new(&app.name, auth, session, idp)?;
+        auth.others = cookie_names
+            .iter()
+            .filter(|n| !auth.wires.iter().any(|w| **w == ***n))
+            .cloned()
+            .collect();
+        out.push(Some(Arc::new(auth)));
     }
-    Ok((out, idps))
+    Ok(Built {
+        apps: out,
+        idps,
+        cookie_names,
+    })
+}
+
+/// The CSRF cookie of an app: beside its session cookies, with their
+/// `Secure`, always host-only.
+fn csrf_cookie(config: &AuthConfig) -> CookieSpec {
+    CookieSpec {
+        name: format!("{}_csrf", csrf_base(&config.jwt_cookie.name)),
+        secure: config.jwt_cookie.secure,
+        domain: None,
+        max_age: CSRF_MAX_AGE,
+    }
 }
 
 impl AppAuth {
@@ -154,12 +197,7 @@ impl AppAuth {
         };
         let page = LoginPage::new(config.login_template.as_deref())
             .map_err(|e| format!("login template of app {app}: {e}"))?;
-        let csrf_cookie = CookieSpec {
-            name: format!("{}_csrf", csrf_base(&config.jwt_cookie.name)),
-            secure: config.jwt_cookie.secure,
-            domain: None,
-            max_age: CSRF_MAX_AGE,
-        };
+        let csrf_cookie = csrf_cookie(config);
         let extra_identity_headers = config
             .headers
             .names()
@@ -185,6 +223,7 @@ impl AppAuth {
             metrics: AuthMetrics::new(app),
             extra_identity_headers,
             wires,
+            others: Vec::new(),
             cache: Cache::new(session.cache_capacity),
             config: config.clone(),
             session: session.clone(),

@@ -111,7 +111,7 @@ impl CookieSpec {
     /// Chunks must be contiguous from `.0`; a gap means a damaged value.
     pub fn read(&self, headers: &HeaderMap) -> (Option<String>, Layout) {
         let wire = self.wire_name();
-        let (found, _) = scan(headers, [wire.as_str()]);
+        let (found, _) = scan(headers, [wire.as_str()], &[]);
         let [found] = found;
         found.value()
     }
@@ -183,9 +183,13 @@ pub enum Rewrite {
 /// and nothing is validated or copied but the gateway's own values; the pass
 /// allocates nothing unless a value is chunked or app cookies must be kept
 /// beside the gateway's.
+///
+/// `others` are more names to take out without reading them (the other
+/// apps' cookies: no upstream receives any app's session).
 pub fn scan<'a, const N: usize>(
     headers: &'a HeaderMap,
     wires: [&str; N],
+    others: &[Box<str>],
 ) -> ([Found<'a>; N], Rewrite) {
     let mut found: [Found<'a>; N] = std::array::from_fn(|_| Found::default());
     let mut ours = false;
@@ -200,6 +204,7 @@ pub fn scan<'a, const N: usize>(
                 ours = true;
                 found[i].chunks.push((chunk, value));
             }
+            None if is_any(name, others) => ours = true,
             None => theirs = true,
         }
     }
@@ -209,7 +214,7 @@ pub fn scan<'a, const N: usize>(
         (true, true) => {
             let mut kept: Vec<u8> = Vec::new();
             for (name, value) in pairs(headers) {
-                if classify(name, &wires).is_none() {
+                if classify(name, &wires).is_none() && !is_any(name, others) {
                     if !kept.is_empty() {
                         kept.extend_from_slice(b"; ");
                     }
@@ -276,22 +281,74 @@ fn split_pairs(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// Whether `name` is one of `names` or a chunk of one.
+fn is_any(name: &[u8], names: &[Box<str>]) -> bool {
+    !names.is_empty() && classify_in(name, names.iter().map(|n| n.as_bytes())).is_some()
+}
+
+/// Whether an upstream's `Set-Cookie` value would set one of `names` (or a
+/// chunk of one) in the browser. Judged on the bytes, as a browser parses
+/// them (RFC 6265bis §5.6): the name ends at the first `=` of the part
+/// before the first `;`; a nameless cookie (`=__Host-gw_jwt=…`, or no `=` at
+/// all) is sent back by browsers as its value alone, so its value is judged
+/// as a name; names compare without regard to ASCII case (the `__Host-`
+/// prefix is matched that way by browsers).
+pub fn sets_any(set_cookie: &[u8], names: &[Box<str>]) -> bool {
+    let pair = match memchr::memchr(b';', set_cookie) {
+        Some(at) => &set_cookie[..at],
+        None => set_cookie,
+    };
+    let (name, value) = match memchr::memchr(b'=', pair) {
+        Some(at) => (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()),
+        None => (&pair[..0], pair.trim_ascii()),
+    };
+    let judged = if name.is_empty() {
+        match memchr::memchr(b'=', value) {
+            Some(at) => value[..at].trim_ascii(),
+            None => value,
+        }
+    } else {
+        name
+    };
+    names.iter().any(|n| {
+        let n = n.as_bytes();
+        judged.len() >= n.len()
+            && judged[..n.len()].eq_ignore_ascii_case(n)
+            && chunk_suffix(&judged[n.len()..]).is_some()
+    })
+}
+
 /// Which of `wires` `name` is, and its chunk index if it is a chunk.
 fn classify(name: &[u8], wires: &[&str]) -> Option<(usize, Option<usize>)> {
-    wires.iter().enumerate().find_map(|(i, wire)| {
-        let rest = name.strip_prefix(wire.as_bytes())?;
-        if rest.is_empty() {
-            return Some((i, None));
-        }
-        let index = rest.strip_prefix(b".")?;
-        if index.is_empty() || index.len() > 3 || !index.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = index
-            .iter()
-            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-        Some((i, Some(n)))
-    })
+    classify_in(name, wires.iter().map(|w| w.as_bytes()))
+}
+
+/// [`classify`] over any list of names.
+fn classify_in<'n>(
+    name: &[u8],
+    wires: impl IntoIterator<Item = &'n [u8]>,
+) -> Option<(usize, Option<usize>)> {
+    wires
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, wire)| Some((i, chunk_suffix(name.strip_prefix(wire)?)?)))
+}
+
+/// What follows a cookie's name in one of its pieces: nothing (`Some(None)`,
+/// the whole value) or `.N` (`Some(Some(N))`, a chunk); `None` for anything
+/// else.
+fn chunk_suffix(rest: &[u8]) -> Option<Option<usize>> {
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let index = rest.strip_prefix(b".")?;
+    if index.is_empty() || index.len() > 3 || !index.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = index
+        .iter()
+        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    Some(Some(n))
 }
 
 fn split(value: &str) -> Vec<&str> {
@@ -466,7 +523,7 @@ mod tests {
             HeaderValue::from_static("theme=dark; jwt.1=BB; rt=sealed; jwt.0=AA"),
         );
         h.append(COOKIE, HeaderValue::from_static("jwtx=keep; jwt.x=keep2"));
-        let ([jwt, rt, csrf], rewrite) = scan(&h, ["jwt", "rt", "csrf"]);
+        let ([jwt, rt, csrf], rewrite) = scan(&h, ["jwt", "rt", "csrf"], &[]);
         assert_eq!(jwt.value(), (Some("AABB".into()), Layout::Chunks(2)));
         assert_eq!(rt.value(), (Some("sealed".into()), Layout::Single));
         assert_eq!(csrf.value(), (None, Layout::Absent));
@@ -481,9 +538,9 @@ mod tests {
 
         let header = |v: &'static str| request(&[HeaderValue::from_static(v)]);
         let only_ours = header("jwt=a; rt=b");
-        assert_eq!(scan(&only_ours, ["jwt", "rt"]).1, Rewrite::Remove);
+        assert_eq!(scan(&only_ours, ["jwt", "rt"], &[]).1, Rewrite::Remove);
         let only_theirs = header("theme=dark");
-        assert_eq!(scan(&only_theirs, ["jwt", "rt"]).1, Rewrite::Keep);
+        assert_eq!(scan(&only_theirs, ["jwt", "rt"], &[]).1, Rewrite::Keep);
     }
 
     #[test]
@@ -505,14 +562,14 @@ mod tests {
             HeaderValue::from_static("__Host-store_at.1=b; __Host-store_rtx=keep"),
         );
         let (rt_wire, at_wire) = (rt.wire_name(), at.wire_name());
-        let (_, rewrite) = scan(&h, [rt_wire.as_str(), at_wire.as_str()]);
+        let (_, rewrite) = scan(&h, [rt_wire.as_str(), at_wire.as_str()], &[]);
         apply(&mut h, rewrite);
         assert_eq!(h.get_all(COOKIE).iter().count(), 1);
         assert_eq!(h[COOKIE], "theme=dark; cart=3; __Host-store_rtx=keep");
 
         let mut only_ours = HeaderMap::new();
         only_ours.insert(COOKIE, HeaderValue::from_static("__Host-store_rt=x"));
-        let (_, rewrite) = scan(&only_ours, [rt_wire.as_str()]);
+        let (_, rewrite) = scan(&only_ours, [rt_wire.as_str()], &[]);
         apply(&mut only_ours, rewrite);
         assert!(!only_ours.contains_key(COOKIE));
     }

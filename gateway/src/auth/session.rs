@@ -60,8 +60,11 @@ pub fn take_if_valid(auth: &AppAuth, headers: &mut HeaderMap, now: u64) -> Optio
     }
     let (identity, rewrite) = {
         let [jwt, refresh, csrf] = &auth.wires;
-        let ([jwt, _, _], rewrite) =
-            cookies::scan(headers, [jwt.as_str(), refresh.as_str(), csrf.as_str()]);
+        let ([jwt, _, _], rewrite) = cookies::scan(
+            headers,
+            [jwt.as_str(), refresh.as_str(), csrf.as_str()],
+            &auth.others,
+        );
         (auth.cached_valid(jwt.single()?, now)?, rewrite)
     };
     cookies::apply(headers, rewrite);
@@ -70,8 +73,11 @@ pub fn take_if_valid(auth: &AppAuth, headers: &mut HeaderMap, now: u64) -> Optio
 
 fn scan(auth: &AppAuth, headers: &HeaderMap) -> (Session, cookies::Rewrite) {
     let [jwt, refresh, csrf] = &auth.wires;
-    let ([jwt, refresh, _csrf], rewrite) =
-        cookies::scan(headers, [jwt.as_str(), refresh.as_str(), csrf.as_str()]);
+    let ([jwt, refresh, _csrf], rewrite) = cookies::scan(
+        headers,
+        [jwt.as_str(), refresh.as_str(), csrf.as_str()],
+        &auth.others,
+    );
     let (jwt, jwt_layout) = jwt.value();
     let (sealed, refresh_layout) = refresh.value();
     let session = Session {
@@ -139,29 +145,13 @@ pub fn clear(auth: &AppAuth, previous: &Session) -> Vec<HeaderValue> {
     out
 }
 
-/// Removes the gateway's cookies from the request before it goes upstream.
-pub fn strip(auth: &AppAuth, headers: &mut HeaderMap) {
+/// Takes every one of `names` (every app's gateway cookies, see
+/// [`Built::cookie_names`](super::app::Built::cookie_names)) out of the
+/// request: for public paths and apps without login, whose upstreams must
+/// not receive any app's session either.
+pub fn strip(names: &[Box<str>], headers: &mut HeaderMap) {
     if headers.contains_key(http::header::COOKIE) {
-        let [jwt, refresh, csrf] = &auth.wires;
-        let (_, rewrite) = cookies::scan(headers, [jwt.as_str(), refresh.as_str(), csrf.as_str()]);
+        let ([], rewrite) = cookies::scan(headers, [], names);
         cookies::apply(headers, rewrite);
     }
-}
-
-/// Whether an upstream `Set-Cookie` would overwrite one of the gateway's
-/// cookies (or a chunk of one).
-pub fn is_gateway_cookie(auth: &AppAuth, set_cookie: &HeaderValue) -> bool {
-    let Ok(text) = set_cookie.to_str() else {
-        return false;
-    };
-    let name = text.split('=').next().unwrap_or("").trim();
-    let plain = [
-        &auth.config.jwt_cookie.name,
-        &auth.config.refresh_cookie.name,
-        &auth.csrf_cookie.name,
-    ];
-    auth.wires.iter().chain(plain).any(|wire| {
-        name.strip_prefix(wire.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    })
 }

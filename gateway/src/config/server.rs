@@ -7,12 +7,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
 use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::error::{invalid, ConfigError};
 use super::tls;
-use super::values::{duration, duration_or_zero, ip_net, socket_addr};
+use super::values::{duration, duration_or_zero, header_name, ip_net, socket_addr};
+
+/// Request headers apps trust to rewrite their idea of the URL, the client
+/// or the scheme (old Symfony, Zend and IIS rewriting serve
+/// `X-Original-URL: /admin` as `/admin`): by default accepted only from
+/// `server.trusted_proxies`.
+pub const TRUSTED_ONLY_HEADERS: [&str; 9] = [
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Port",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Ssl",
+    "X-Forwarded-Server",
+    "X-Real-IP",
+    "True-Client-IP",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+];
 
 /// `[server]`: what the gateway listens on and how it treats client connections.
 #[derive(Debug, Clone)]
@@ -39,6 +56,13 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-*` headers are trusted and appended to.
     pub trusted_proxies: Vec<IpNet>,
+    /// Request headers accepted only from `trusted_proxies`; removed when
+    /// any other peer sends them.
+    pub trusted_only_headers: Vec<HeaderName>,
+    /// Forward request headers whose name has an `_` (nginx's
+    /// `underscores_in_headers`); `false` drops them. The `_` spelling of a
+    /// header the gateway sets or trusts is dropped either way.
+    pub underscores_in_headers: bool,
     /// Accept HTTP/2 (h2c prior knowledge, or ALPN `h2` under TLS).
     pub http2: bool,
 }
@@ -112,6 +136,8 @@ pub(super) struct RawServer {
     max_header_bytes: usize,
     shutdown_grace: String,
     trusted_proxies: Vec<String>,
+    trusted_only_headers: Vec<String>,
+    underscores_in_headers: bool,
     http2: bool,
 }
 
@@ -128,6 +154,8 @@ impl Default for RawServer {
             max_header_bytes: 16 * 1024,
             shutdown_grace: "10s".into(),
             trusted_proxies: Vec::new(),
+            trusted_only_headers: TRUSTED_ONLY_HEADERS.iter().map(|&h| h.to_owned()).collect(),
+            underscores_in_headers: false,
             http2: true,
         }
     }
@@ -217,6 +245,15 @@ impl RawServer {
             .enumerate()
             .map(|(i, s)| ip_net(&format!("server.trusted_proxies[{i}]"), s))
             .collect::<Result<_, _>>()?;
+        let trusted_only_headers = self
+            .trusted_only_headers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let key = format!("server.trusted_only_headers[{i}]");
+                header_name(&key, s)?.ok_or_else(|| invalid(key, "must name a header"))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(ServerConfig {
             listen,
             admin_listen,
@@ -231,6 +268,8 @@ impl RawServer {
             max_header_bytes: self.max_header_bytes,
             shutdown_grace: duration_or_zero("server.shutdown_grace", &self.shutdown_grace)?,
             trusted_proxies,
+            trusted_only_headers,
+            underscores_in_headers: self.underscores_in_headers,
             http2: self.http2,
         })
     }

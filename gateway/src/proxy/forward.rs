@@ -1,8 +1,10 @@
 //! Forwarding: send the (already authorised) request to the app's upstream and
 //! stream the answer back.
 //!
-//! Input: the client's request, the app it routed to and what the connection
-//! knows (peer address, scheme). Output: the upstream's response with its body
+//! Input: the client's request, cleaned of hop-by-hop and refused fields
+//! ([`clean_request`](proxy_headers::clean_request)), the app it routed to and
+//! what the connection knows (peer address, scheme). The body streams without
+//! its trailers. Output: the upstream's response with its body
 //! streaming, never buffered. Failure modes: connection refused or broken →
 //! [`UpstreamError::Unreachable`] (502); connect or response-head timeout →
 //! [`UpstreamError::Timeout`] (504).
@@ -25,6 +27,7 @@ use super::body::Body;
 use super::error::UpstreamError;
 use super::headers as proxy_headers;
 use super::pool::Upstream;
+use super::request_body::RequestBody;
 use super::request_id;
 
 /// Where and how one request is forwarded.
@@ -49,6 +52,9 @@ pub struct ClientSide<'a> {
     pub host: &'a HeaderValue,
     /// The request id to pass upstream.
     pub request_id: &'a HeaderValue,
+    /// The `Upgrade` protocol of an HTTP/1.1 upgrade request
+    /// ([`clean_request`](proxy_headers::clean_request) found it).
+    pub upgrade: Option<HeaderValue>,
 }
 
 /// Forwards `req` and returns the upstream's response head with a streaming body.
@@ -62,15 +68,12 @@ pub async fn forward(
     target: Target<'_>,
     client: ClientSide<'_>,
 ) -> Result<(Response<Body>, Duration), UpstreamError> {
-    // Only HTTP/1.1 carries `Upgrade`; HTTP/2 forbids these fields.
-    let upgrade = match req.version() {
-        Version::HTTP_11 => proxy_headers::upgrade_request(req.headers()),
-        _ => None,
-    };
+    let upgrade = client.upgrade;
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
+    // The client's hop-by-hop fields are gone already (`clean_request`, before
+    // the gateway added anything a client could name in `Connection`).
     let headers = req.headers_mut();
-    proxy_headers::remove_hop_by_hop(headers);
     if let Some(protocol) = &upgrade {
         proxy_headers::set_upgrade(headers, protocol.clone());
     }
@@ -99,6 +102,7 @@ pub async fn forward(
     *req.version_mut() = Version::HTTP_11;
 
     let started = Instant::now();
+    let req = req.map(RequestBody::new);
     let (mut response, lease) = target.upstream.send(req, response_timeout).await?;
     let elapsed = started.elapsed();
 

@@ -12,8 +12,8 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Version};
 use ipnet::IpNet;
 
 /// `X-Forwarded-For`.
@@ -24,6 +24,111 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// RFC 7239 `Forwarded`: dropped unless from a trusted proxy (we do not generate it).
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+/// `X-Request-Id`, which the gateway sets on every forwarded request.
+const X_REQUEST_ID: &[u8] = b"x-request-id";
+
+/// What the gateway sets on every forwarded request, besides what the caller
+/// reserves: a client's `_` spelling of any of these is never forwarded.
+const SET_BY_PROXY: [&[u8]; 5] = [
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"forwarded",
+    X_REQUEST_ID,
+];
+
+/// The rules a client's request headers are cleaned with, before the gateway
+/// adds any of its own.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRules {
+    /// Fields only a trusted proxy may send.
+    pub trusted_only: Vec<HeaderName>,
+    /// Drop every field whose name has an `_` (nginx's
+    /// `underscores_in_headers off`); otherwise only the `_` spellings of
+    /// reserved and trusted-only fields are dropped.
+    pub drop_underscores: bool,
+    /// Fields the caller sets itself (an app's identity headers): never
+    /// taken from the client, in any spelling.
+    pub reserved: Vec<HeaderName>,
+    /// Every field starting with one of these is the caller's to set
+    /// (lower-case, `-` separated).
+    pub reserved_prefixes: Vec<&'static str>,
+}
+
+impl ClientRules {
+    /// Whether the client's field `name` must not reach the upstream.
+    fn refuses(&self, name: &HeaderName, trusted: bool) -> bool {
+        let n = name.as_str().as_bytes();
+        let underscore = memchr::memchr(b'_', n).is_some();
+        if underscore && self.drop_underscores {
+            return true;
+        }
+        if self
+            .reserved_prefixes
+            .iter()
+            .any(|p| n.len() >= p.len() && same_name(&n[..p.len()], p.as_bytes()))
+        {
+            return true;
+        }
+        if self
+            .reserved
+            .iter()
+            .any(|r| same_name(n, r.as_str().as_bytes()))
+        {
+            return true;
+        }
+        let trusted_only = self
+            .trusted_only
+            .iter()
+            .any(|t| same_name(n, t.as_str().as_bytes()));
+        if trusted_only && (!trusted || underscore) {
+            return true;
+        }
+        underscore && SET_BY_PROXY.iter().any(|s| same_name(n, s))
+    }
+}
+
+/// Field names compared as CGI, PHP, Rack and WSGI read them: `_` and `-`
+/// alike (`http` has lower-cased both already).
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(&x, &y)| {
+            let dash = |c: u8| if c == b'_' { b'-' } else { c };
+            dash(x) == dash(y)
+        })
+}
+
+/// Cleans the client's request headers before the gateway adds anything:
+/// hop-by-hop fields (and those `Connection` names) out, `Trailer` out (the
+/// gateway does not forward request trailers), and every field [`ClientRules`]
+/// refuses. Returns the `Upgrade` protocol of an HTTP/1.1 upgrade request,
+/// which forwarding restores.
+pub fn clean_request(
+    headers: &mut HeaderMap,
+    version: Version,
+    trusted: bool,
+    rules: &ClientRules,
+) -> Option<HeaderValue> {
+    // Only HTTP/1.1 carries `Upgrade`; HTTP/2 forbids these fields.
+    let upgrade = match version {
+        Version::HTTP_11 => upgrade_request(headers),
+        _ => None,
+    };
+    remove_hop_by_hop(headers);
+    headers.remove(TRAILER);
+    // One look at the names; nothing allocated unless a field must go.
+    if headers.keys().any(|name| rules.refuses(name, trusted)) {
+        let refused: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| rules.refuses(name, trusted))
+            .cloned()
+            .collect();
+        for name in refused {
+            headers.remove(name);
+        }
+    }
+    upgrade
+}
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -174,6 +279,74 @@ mod tests {
         remove_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["host", "accept"]);
+    }
+
+    fn rules() -> ClientRules {
+        ClientRules {
+            trusted_only: ["x-real-ip", "x-original-url", "x-forwarded-prefix"]
+                .into_iter()
+                .map(HeaderName::from_static)
+                .collect(),
+            drop_underscores: false,
+            reserved: vec![HeaderName::from_static("remote-user")],
+            reserved_prefixes: vec!["x-auth-request-"],
+        }
+    }
+
+    #[test]
+    fn client_spellings_of_reserved_fields_are_removed() {
+        let mut h = map(&[
+            ("x-auth-request-user", "victim"),
+            ("x_auth_request_user", "victim"),
+            ("x-auth_request-email", "victim"),
+            ("remote_user", "victim"),
+            ("remote-user", "victim"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_request_id", "forged"),
+            ("x_real_ip", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-original-url", "/admin"),
+            ("trailer", "x-auth-request-user"),
+            ("x_custom", "kept"),
+            ("accept", "*/*"),
+        ]);
+        assert!(clean_request(&mut h, Version::HTTP_11, false, &rules()).is_none());
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x_custom", "accept"]);
+    }
+
+    #[test]
+    fn trusted_proxies_may_send_trusted_only_fields() {
+        let mut h = map(&[("x-real-ip", "1.2.3.4"), ("x_real_ip", "6.6.6.6")]);
+        clean_request(&mut h, Version::HTTP_11, true, &rules());
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-real-ip"]);
+    }
+
+    #[test]
+    fn underscores_can_be_dropped_wholesale() {
+        let mut h = map(&[("x_custom", "1"), ("accept", "*/*")]);
+        let rules = ClientRules {
+            drop_underscores: true,
+            ..rules()
+        };
+        clean_request(&mut h, Version::HTTP_11, false, &rules);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn connection_cannot_name_away_what_comes_later() {
+        let mut h = map(&[
+            ("connection", "upgrade, x-auth-request-user"),
+            ("upgrade", "websocket"),
+        ]);
+        let upgrade = clean_request(&mut h, Version::HTTP_11, false, &rules());
+        assert_eq!(
+            upgrade.as_ref().map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -35,9 +35,10 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use super::error::UpstreamError;
+use super::request_body::RequestBody;
 
 struct IdleConn {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<RequestBody>,
     timer: Pin<Box<Sleep>>,
     since: Instant,
 }
@@ -108,7 +109,7 @@ impl Settings {
 pub struct Lease {
     idle: Arc<[ArrayQueue<IdleConn>]>,
     slot: usize,
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<RequestBody>,
     timer: Pin<Box<Sleep>>,
 }
 
@@ -150,7 +151,7 @@ impl Upstream {
     /// the response head, all within `timeout`.
     pub async fn send(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
         const TIMED_OUT: UpstreamError = UpstreamError::Timeout("no response head in time");
@@ -201,7 +202,7 @@ impl Upstream {
         Ok((response, self.lease(sender, timer)))
     }
 
-    fn lease(&self, sender: SendRequest<Incoming>, timer: Pin<Box<Sleep>>) -> Lease {
+    fn lease(&self, sender: SendRequest<RequestBody>, timer: Pin<Box<Sleep>>) -> Lease {
         Lease {
             idle: self.idle.clone(),
             slot: self.slot(),
@@ -225,7 +226,7 @@ impl Upstream {
         None
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, UpstreamError> {
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, UpstreamError> {
         let timeout = self.settings.connect_timeout;
         let connecting = async {
             let tcp = TcpStream::connect(self.authority.as_str()).await?;
@@ -253,7 +254,7 @@ impl Upstream {
 
 /// HTTP/1.1 handshake; the connection runs in its own task (with upgrades,
 /// for WebSocket tunnels) until the upstream or the pool lets go of it.
-async fn handshake<T>(io: T) -> std::io::Result<SendRequest<Incoming>>
+async fn handshake<T>(io: T) -> std::io::Result<SendRequest<RequestBody>>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -11,7 +11,81 @@
 
 use std::collections::HashMap;
 
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Uri};
+
 use crate::config::HostPattern;
+
+/// A request without one well-formed host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// No authority and no `Host` header.
+    #[error("request has no Host header or authority")]
+    Missing,
+    /// More than one `Host` header (RFC 9112 §3.2: a 400): a proxy in front
+    /// that reads the other one would route the request elsewhere.
+    #[error("request has more than one Host header")]
+    Repeated,
+    /// Not `reg-name / IP-literal [":" port]`.
+    #[error("request host is not a host name")]
+    Malformed,
+}
+
+/// The host the client asked for: the URI's authority (HTTP/2, absolute-form)
+/// or else the one `Host` header (RFC 9112 §3.2.2), checked to be a host name
+/// or IP literal with an optional port and nothing else (no user info, path,
+/// or characters outside letters, digits, `-`, `.`, `_` and `~`).
+pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<HeaderValue, HostError> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostError::Repeated);
+    }
+    let host = match uri.authority() {
+        Some(authority) => {
+            HeaderValue::from_str(authority.as_str()).map_err(|_| HostError::Malformed)?
+        }
+        None => match header {
+            Some(host) if !host.is_empty() => host.clone(),
+            _ => return Err(HostError::Missing),
+        },
+    };
+    if is_authority(host.as_bytes()) {
+        Ok(host)
+    } else {
+        Err(HostError::Malformed)
+    }
+}
+
+/// `reg-name / IP-literal [":" port]`, with the reg-name limited to
+/// unreserved characters: what a browser sends for a host name.
+fn is_authority(bytes: &[u8]) -> bool {
+    let (host, port) = match bytes.first() {
+        Some(b'[') => match memchr::memchr(b']', bytes) {
+            Some(end) => (&bytes[..=end], &bytes[end + 1..]),
+            None => return false,
+        },
+        _ => match memchr::memchr(b':', bytes) {
+            Some(at) => (&bytes[..at], &bytes[at..]),
+            None => (bytes, &bytes[bytes.len()..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let host_ok = match host {
+        [b'[', inner @ .., b']'] => std::str::from_utf8(inner)
+            .ok()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        [] => false,
+        name => name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')),
+    };
+    port_ok && host_ok
+}
 
 /// Path prefixes served on one host, longest first.
 #[derive(Debug, Default)]
@@ -121,6 +195,47 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_host_names_or_ip_literals() {
+        for good in [
+            "store.example.com",
+            "store.example.com:8443",
+            "localhost",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:8080",
+            "my_host.internal",
+        ] {
+            assert!(is_authority(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            "evil.com/.example.com",
+            "user@store.example.com",
+            "store.example.com:80:80",
+            "store.example.com:http",
+            "store.example.com:123456",
+            "[::1",
+            "[evil]",
+            "a b",
+            "evil.com\\.example.com",
+            "evil.com?.example.com",
+            "evil.com#.example.com",
+        ] {
+            assert!(!is_authority(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_host_header_only() {
+        let mut h = HeaderMap::new();
+        h.append(HOST, HeaderValue::from_static("store.example.com"));
+        let uri = Uri::from_static("/");
+        assert!(request_host(&uri, &h).is_ok());
+        h.append(HOST, HeaderValue::from_static("admin.example.com"));
+        assert_eq!(request_host(&uri, &h), Err(HostError::Repeated));
+    }
 
     fn router(apps: &[(&[&str], &str)]) -> Router {
         let parsed: Vec<(Vec<HostPattern>, String)> = apps
