@@ -1,20 +1,23 @@
 //! The request path: one function that runs the stages in order.
 //!
 //! ```text
-//! handle (outer): request id, span, metrics, Error → response
+//! handle (outer): request id, span, metrics, Error → response, a refresh's
+//!                 cookies on whatever answer
 //!   └─ run (inner):
+//!        one meaning one well-formed host, one normal path (or 400)
 //!        route      host (+ path prefix) → app, or 404
-//!        identity   client-sent identity headers out (every route)
+//!        clean      the client's hop-by-hop fields, trailers, identity headers
+//!                   in any spelling, trusted-only headers, every app's
+//!                   gateway cookies: out, on every route
 //!        login      the app's own endpoints under its reserved prefix
 //!        public     public paths skip the session stages
 //!        session    the app's JWT and sealed refresh cookies
 //!        verify     signature, algorithm, iss, aud, client, time (cached per token)
 //!        refresh    expired: single-flight refresh at the IdP, new cookies
 //!        authorize  required roles
-//!        forward    gateway cookies out, identity headers in, hop-by-hop out,
-//!                   X-Forwarded-* in, stream to the upstream
-//!        response   + Set-Cookie from a refresh; upstream cookies that would
-//!                   overwrite the gateway's dropped
+//!        identity   the verified identity's headers in
+//!        forward    X-Forwarded-* in, stream to the upstream
+//!        response   upstream Set-Cookie for any gateway cookie dropped
 //! ```
 //!
 //! Each stage is a plain function returning "continue" or an [`Error`] that
