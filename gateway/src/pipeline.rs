@@ -254,9 +254,9 @@ async fn run(
     if let Cow::Owned(normal) = path::normalise(req.uri().path())? {
         *req.uri_mut() = with_path(req.uri(), &normal)?;
     }
-    let name = path::without_params(req.uri().path()).into_owned();
-
-    // route
+    // route, on the path without its `;params`; which of the app's own pages
+    // and public paths it is, decided on that path too
+    let name = path::without_params(req.uri().path());
     let host_text = host.to_str().map_err(|_| HostError::Malformed)?;
     let index = gateway
         .router
@@ -267,6 +267,10 @@ async fn run(
     ctx.app = Some(index);
     let app = &gateway.apps[index];
     tracing::Span::current().record("app", app.config.name.as_str());
+    let (own_page, public) = match &app.auth {
+        Some(auth) => (login::owns(auth, &name), public::is_public(auth, &name)),
+        None => (false, false),
+    };
 
     // the client's headers cleaned before the gateway adds any: hop-by-hop,
     // trailers, identity headers in any spelling, what only trusted proxies
@@ -276,13 +280,13 @@ async fn run(
         headers::clean_request(req.headers_mut(), version, conn.trusted, &app.client_rules);
     match &app.auth {
         None => session::strip(&gateway.cookie_names, req.headers_mut()),
+        Some(_) if public => session::strip(&gateway.cookie_names, req.headers_mut()),
         Some(auth) => {
             // the login stages
-            if login::owns(auth, &name) {
-                return own_page(conn, auth, req).await;
+            if own_page {
+                return own_page_answer(conn, auth, req).await;
             }
-            let step = guard(auth, &gateway.cookie_names, &mut req, &name, ctx).await?;
-            if let Step::Respond(response) = step {
+            if let Step::Respond(response) = guard(auth, &mut req, ctx).await? {
                 return Ok(*response);
             }
         }
@@ -339,7 +343,7 @@ enum Step {
 
 /// The gateway's own pages on the app's host (boxed: rare, and kept out of
 /// the per-request future).
-async fn own_page(
+async fn own_page_answer(
     conn: &ConnInfo<Gateway>,
     auth: &Arc<AppAuth>,
     req: Request<Incoming>,
@@ -352,19 +356,12 @@ async fn own_page(
 }
 
 /// The login stages of an app with login, in order, for a request that is
-/// not for the gateway's own pages.
+/// neither for the gateway's own pages nor on a public path.
 async fn guard(
     auth: &Arc<AppAuth>,
-    cookie_names: &[Box<str>],
     req: &mut Request<Incoming>,
-    name: &str,
     ctx: &mut RequestCtx,
 ) -> Result<Step, Error> {
-    // public paths: no session, but never the gateway's cookies
-    if public::is_public(auth, name) {
-        session::strip(cookie_names, req.headers_mut());
-        return Ok(Step::Continue);
-    }
     // session + verify: the steady state is a cached token, no await
     let now = unix_now();
     let renewed = match session::take_if_valid(auth, req.headers_mut(), now) {
