@@ -41,8 +41,7 @@ use crate::auth::app::{self, unix_now, AppAuth, LoginShared};
 use crate::auth::error::{AuthError, Relogin};
 use crate::auth::idp_state::IdpState;
 use crate::auth::login::endpoint as login;
-use crate::auth::model::Checked;
-use crate::auth::model::IDENTITY_PREFIX;
+use crate::auth::model::{Checked, IDENTITY_PREFIX};
 use crate::auth::refresh::{self, Renewed};
 use crate::auth::session::{self, Session};
 use crate::auth::verify::VerifyError;
@@ -321,15 +320,14 @@ async fn run(
 /// `uri` with its path replaced by `normal` (query, scheme and authority
 /// kept).
 fn with_path(uri: &Uri, normal: &str) -> Result<Uri, Error> {
-    let invalid = |_| Error::Path(BadPath("not a valid path once normal"));
     let path_and_query = match uri.query() {
-        Some(query) => PathAndQuery::try_from(format!("{normal}?{query}")),
-        None => PathAndQuery::try_from(normal),
-    }
-    .map_err(invalid)?;
+        Some(query) => format!("{normal}?{query}"),
+        None => normal.to_owned(),
+    };
+    let invalid = || Error::Path(BadPath("not a valid path once normal"));
     let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(path_and_query);
-    Uri::from_parts(parts).map_err(|_| Error::Path(BadPath("not a valid path once normal")))
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).map_err(|_| invalid())?);
+    Uri::from_parts(parts).map_err(|_| invalid())
 }
 
 /// What the login stages decided.
