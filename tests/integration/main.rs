@@ -16,6 +16,7 @@ mod login;
 mod logout;
 mod parking;
 mod pooling;
+mod properties;
 mod refresh;
 mod routing;
 mod session;

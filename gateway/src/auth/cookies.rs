@@ -213,14 +213,14 @@ pub fn scan<'a, const N: usize>(
         (true, false) => Rewrite::Remove,
         (true, true) => {
             let mut kept: Vec<u8> = Vec::new();
-            for (name, value) in pairs(headers) {
+            for (name, _, pair) in pieces(headers) {
                 if classify(name, &wires).is_none() && !is_any(name, others) {
                     if !kept.is_empty() {
                         kept.extend_from_slice(b"; ");
                     }
-                    kept.extend_from_slice(name);
-                    kept.push(b'=');
-                    kept.extend_from_slice(value);
+                    // As sent: `tok` (a nameless cookie) must not become
+                    // `tok=` (a cookie named `tok`).
+                    kept.extend_from_slice(pair);
                 }
             }
             match HeaderValue::from_bytes(&kept) {
@@ -247,6 +247,11 @@ pub fn apply(headers: &mut HeaderMap, rewrite: Rewrite) {
 
 /// `name=value` pairs of every `Cookie` header, trimmed; values as sent.
 fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pieces(headers).map(|(name, value, _)| (name, value))
+}
+
+/// [`pairs`], each with the whole trimmed pair as sent.
+fn pieces(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
     headers.get_all(COOKIE).iter().flat_map(|v| {
         split_pairs(v.as_bytes()).filter_map(|pair| {
             let pair = pair.trim_ascii();
@@ -257,7 +262,7 @@ fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
                 Some(at) => (&pair[..at], &pair[at + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            Some((name.trim_ascii(), value.trim_ascii()))
+            Some((name.trim_ascii(), value.trim_ascii(), pair))
         })
     })
 }
@@ -541,6 +546,18 @@ mod tests {
         assert_eq!(scan(&only_ours, ["jwt", "rt"], &[]).1, Rewrite::Remove);
         let only_theirs = header("theme=dark");
         assert_eq!(scan(&only_theirs, ["jwt", "rt"], &[]).1, Rewrite::Keep);
+        // Pairs are kept as sent: a nameless `tok` does not become `tok=`;
+        // the other apps' cookies go too.
+        let mut mixed = HeaderMap::new();
+        mixed.insert(
+            COOKIE,
+            HeaderValue::from_static("tok; jwt=a; other_jwt.0=x; theme = dark"),
+        );
+        let others: [Box<str>; 1] = ["other_jwt".into()];
+        assert_eq!(
+            scan(&mixed, ["jwt", "rt"], &others).1,
+            Rewrite::Replace(HeaderValue::from_static("tok; theme = dark"))
+        );
     }
 
     #[test]

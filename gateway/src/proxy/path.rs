@@ -15,8 +15,9 @@
 //! an encoded NUL, `/` or `\` inside a segment; an encoding that decodes to
 //! another encoding (`%252e`, which an app that decodes twice reads as `.`).
 //!
-//! Most paths need none of this: a path without `%`, `;`, `\`, empty or dot
-//! segments is already normal and comes back borrowed, with no allocation.
+//! Most paths need none of this: a path of plain characters (letters,
+//! digits, `-._~!$&'()*+,=:@`) without empty or dot segments is already
+//! normal and comes back borrowed, with no allocation.
 
 use std::borrow::Cow;
 
@@ -57,6 +58,9 @@ pub fn normalise(path: &str) -> Result<Cow<'_, str>, BadPath> {
     }
     if path.contains('\\') {
         return Err(BadPath("backslash"));
+    }
+    if path.bytes().any(|b| b.is_ascii_control()) {
+        return Err(BadPath("control character"));
     }
     let Some(rest) = path.strip_prefix('/') else {
         // `*` (OPTIONS) and other forms hyper accepted: left as they are.
@@ -116,7 +120,9 @@ pub fn without_params(normal: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Already normal: nothing to decode, resolve or collapse.
+/// Already normal: nothing to decode, resolve or collapse, and nothing the
+/// normal form writes encoded (non-ASCII, `"`, `[`, `{`, `|` and the like,
+/// which hyper accepts raw): one path, one spelling.
 fn is_normal(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
@@ -127,11 +133,17 @@ fn is_normal(path: &str) -> bool {
         if segment == "." || segment == ".." || (segment.is_empty() && !last) {
             return false;
         }
-        if segment.bytes().any(|b| matches!(b, b'%' | b';' | b'\\')) {
+        if !segment.bytes().all(is_plain) {
             return false;
         }
     }
     true
+}
+
+/// A byte a normal segment holds as it is: RFC 3986 `pchar` without `%`
+/// and `;` (unreserved, sub-delims but `;`, `:` and `@`).
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
 }
 
 /// One segment percent-decoded once, refused when that is not a single,
@@ -218,6 +230,10 @@ mod tests {
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/a;jsessionid=ABC/b", "/a;jsessionid=ABC/b"),
             ("/a%3Bb", "/a%3Bb"),
+            ("/café/x", "/caf%C3%A9/x"),
+            ("/café/./x", "/caf%C3%A9/x"),
+            ("/a[b/x", "/a%5Bb/x"),
+            ("/a[b//x", "/a%5Bb/x"),
             ("*", "*"),
         ];
         for (raw, want) in table {
@@ -239,6 +255,8 @@ mod tests {
             "/%zz",
             "/static/%252e%252e/admin",
             "/a;x=%2f",
+            "/\0;x=1",
+            "/\u{1}x/.",
         ] {
             assert!(normalise(raw).is_err(), "{raw}");
         }
