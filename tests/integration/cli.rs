@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::process::{run, Finished};
+use crate::support::process::{run, Finished, GatewayProcess};
 
 /// The documented reference configuration at the workspace root.
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
@@ -581,4 +581,89 @@ fn environment_overrides_the_file() {
         "{}",
         out.stderr
     );
+}
+
+/// The variables Kubernetes injects into every pod of a namespace with a
+/// Service named `gateway` (docker links once did the same).
+const KUBERNETES_SERVICE_VARIABLES: &[(&str, &str)] = &[
+    ("GATEWAY_PORT", "tcp://10.0.0.1:80"),
+    ("GATEWAY_SERVICE_HOST", "10.0.0.1"),
+    ("GATEWAY_SERVICE_PORT", "80"),
+    ("GATEWAY_SERVICE_PORT_HTTP", "80"),
+    ("GATEWAY_PORT_80_TCP_ADDR", "10.0.0.1"),
+    ("GATEWAY_PORT_80_TCP", "tcp://10.0.0.1:80"),
+    ("GATEWAY_PORT_80_TCP_PROTO", "tcp"),
+    ("GATEWAY_PORT_80_TCP_PORT", "80"),
+];
+
+/// Only `GATEWAY_<SECTION>__<KEY>` variables are configuration: the service
+/// variables are ignored, a real override still applies, and a
+/// `GATEWAY_X__Y` whose X is no section is refused, naming the variable.
+#[test]
+fn kubernetes_service_variables_are_not_configuration() {
+    let toml = format!("[server]\nlisten = \"127.0.0.1:8181\"\n{APP}");
+    let out = check(&toml, KUBERNETES_SERVICE_VARIABLES);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("listen 127.0.0.1:8181 "),
+        "{}",
+        out.stdout
+    );
+
+    let mut env = KUBERNETES_SERVICE_VARIABLES.to_vec();
+    env.push(("GATEWAY_SERVER__LISTEN", "127.0.0.1:9000"));
+    let out = check(&toml, &env);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("listen 127.0.0.1:9000 "),
+        "{}",
+        out.stdout
+    );
+
+    env.push(("GATEWAY_SERVR__LISTEN", "127.0.0.1:9001"));
+    let out = check(&toml, &env);
+    assert_eq!(out.code(), Some(2), "stdout: {}", out.stdout);
+    assert!(
+        out.stderr
+            .starts_with("gateway: invalid configuration: servr: unknown section"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("GATEWAY_SERVR__LISTEN"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("server, log, upstream, idp, session, login, apps"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The ignored variables are named in the debug log once logging is up.
+#[tokio::test]
+async fn ignored_gateway_variables_are_logged_at_debug() {
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut builder = GatewayProcess::builder()
+        .log_level("warn,gateway=debug")
+        .app("a", "a.test", upstream)
+        .env("GATEWAY_LOG__ACCESS", "false");
+    for (name, value) in KUBERNETES_SERVICE_VARIABLES {
+        builder = builder.env(name, value);
+    }
+    let gw = builder.start().await;
+    let mut logged: Vec<String> = gw
+        .logged("ignoring environment variable")
+        .iter()
+        .filter_map(|fields| fields["variable"].as_str().map(str::to_owned))
+        .collect();
+    logged.sort();
+    let mut expected: Vec<String> = KUBERNETES_SERVICE_VARIABLES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(logged, expected, "{}", gw.logs());
 }

@@ -1,7 +1,12 @@
 //! Configuration: layered loading, then validation into typed config.
 //!
-//! Input: built-in defaults ← a TOML file ← `GATEWAY_…` environment variables
-//! (nested keys joined with `__`, e.g. `GATEWAY_SERVER__LISTEN=127.0.0.1:9000`).
+//! Input: built-in defaults ← a TOML file ← `GATEWAY_<SECTION>__<KEY>`
+//! environment variables (nested keys joined with `__`, e.g.
+//! `GATEWAY_SERVER__LISTEN=127.0.0.1:9000`). Other `GATEWAY_…` variables
+//! without `__` are not configuration and are ignored: Kubernetes sets
+//! `GATEWAY_PORT`, `GATEWAY_SERVICE_HOST`, … in every pod of a namespace
+//! with a Service named `gateway`. A `GATEWAY_X__Y` whose `X` is no section
+//! is refused: it is meant as configuration, and misspelt.
 //! Output: a [`Config`] whose values are already parsed (`SocketAddr`,
 //! `Duration`, `Uri`, loaded TLS keys). Failure: a [`ConfigError`] whose message
 //! names the offending key (`apps[1].upstream: "htp:/x" is not an http(s) URL`),
@@ -61,6 +66,9 @@ pub struct Config {
     pub login: LoginConfig,
     /// The apps behind the gateway, in file order.
     pub apps: Vec<AppConfig>,
+    /// `GATEWAY_…` environment variables that are not configuration (no
+    /// `__`) and were ignored, by name; logged once logging is up.
+    pub ignored_variables: Vec<String>,
 }
 
 impl Config {
@@ -80,14 +88,51 @@ impl Config {
 
     fn from_layers(text: &str, origin: &str, with_env: bool) -> Result<Config, ConfigError> {
         let mut figment = Figment::new().merge(Toml::string(text));
+        let mut ignored_variables = Vec::new();
         if with_env {
-            figment = figment.merge(Env::prefixed("GATEWAY_").split("__"));
+            let (env, ignored) = environment()?;
+            figment = figment.merge(env);
+            ignored_variables = ignored;
         }
         let raw: RawConfig = figment
             .extract()
             .map_err(|e| ConfigError::Parse(describe_figment_error(e, origin)))?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.ignored_variables = ignored_variables;
+        Ok(config)
     }
+}
+
+/// The configuration's top-level sections: the `SECTION` of
+/// `GATEWAY_<SECTION>__<KEY>` (the fields of `RawConfig`).
+const SECTIONS: &[&str] = &[
+    "server", "log", "upstream", "idp", "session", "login", "apps",
+];
+
+/// The environment layer: only `GATEWAY_<SECTION>__<KEY>` variables, and
+/// the names of the other `GATEWAY_…` ones (ignored). A variable with `__`
+/// whose first part is no section is refused.
+fn environment() -> Result<(Env, Vec<String>), ConfigError> {
+    let env = Env::prefixed("GATEWAY_");
+    let mut ignored = Vec::new();
+    // Keys come lower-cased, without the prefix.
+    for (key, _) in env.iter() {
+        let name = format!("GATEWAY_{}", key.as_str().to_ascii_uppercase());
+        match key.as_str().split_once("__") {
+            None => ignored.push(name),
+            Some((section, _)) if SECTIONS.contains(&section) => {}
+            Some((section, _)) => {
+                return Err(ConfigError::Parse(format!(
+                    "{section}: unknown section (from environment variable {name}; expected \
+                     one of: {}; only GATEWAY_<SECTION>__<KEY> variables are configuration)",
+                    SECTIONS.join(", ")
+                )))
+            }
+        }
+    }
+    ignored.sort();
+    let env = env.filter(|key| key.as_str().contains("__")).split("__");
+    Ok((env, ignored))
 }
 
 // ---------------------------------------------------------------------------
@@ -157,6 +202,7 @@ impl RawConfig {
             session,
             login,
             apps,
+            ignored_variables: Vec::new(),
         })
     }
 }
@@ -193,6 +239,15 @@ mod tests {
         assert_eq!(c.apps[0].path_prefix, "/");
         assert_eq!(c.apps[0].upstream.authority.as_str(), "127.0.0.1:3001");
         assert!(c.apps[0].preserve_host);
+    }
+
+    #[test]
+    fn sections_are_the_top_level_keys() {
+        let e = err(&format!("[nope]\nx = 1\n{MINIMAL}"));
+        assert!(
+            e.contains(&format!("(expected one of: {})", SECTIONS.join(", "))),
+            "SECTIONS must list RawConfig's fields in order: {e}"
+        );
     }
 
     #[test]
