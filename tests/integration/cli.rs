@@ -40,6 +40,23 @@ fn login_app(extra: &str) -> String {
     )
 }
 
+/// An app with login named `name` on `s.test` under `prefix`; `extra` is
+/// appended to its table.
+fn login_app_at(name: &str, prefix: &str, extra: &str) -> String {
+    format!(
+        "[[apps]]\nname = {name:?}\nhosts = [\"s.test\"]\npath_prefix = {prefix:?}\n\
+         upstream = \"http://127.0.0.1:3001\"\nclient_id = {name:?}\nclient_secret = \"x\"\n{extra}\n"
+    )
+}
+
+/// An app without login named `name` on `s.test` under `prefix`.
+fn app_at(name: &str, prefix: &str) -> String {
+    format!(
+        "[[apps]]\nname = {name:?}\nhosts = [\"s.test\"]\npath_prefix = {prefix:?}\n\
+         upstream = \"http://127.0.0.1:3002\"\nauth = false\n"
+    )
+}
+
 /// Writes `toml` to `gateway.toml` in a fresh temp dir (kept alive by the guard).
 fn write_config(toml: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -473,6 +490,74 @@ fn broken_configs_exit_2_naming_the_key() {
             format!("[server.tls]\ncert = {missing_cert:?}\nkey = {missing_key:?}\n{APP}"),
             vec![tls_message.as_str()],
         ),
+        (
+            "two apps with login on one host with the same cookie names",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", ""),
+                login_app_at("t", "/api", "")
+            ),
+            vec![
+                "apps[1].cookies.jwt: ",
+                "apps[0] (s)",
+                "apps[1] (t)",
+                r#""s.test""#,
+                r#""gw_jwt""#,
+            ],
+        ),
+        (
+            "one app's JWT cookie is another's refresh cookie on the same host",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", ""),
+                login_app_at("t", "/api", "[apps.cookies]\njwt = \"gw_refresh\"\nrefresh = \"t_refresh\"")
+            ),
+            vec!["apps[1].cookies.jwt: ", "apps[0] (s)", "apps[1] (t)", r#""gw_refresh""#],
+        ),
+        (
+            "a login app's gateway_path outside its path_prefix, served by another app",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", ""),
+                login_app_at(
+                    "t",
+                    "/api",
+                    "gateway_path = \"/.gateway\"\n[apps.cookies]\njwt = \"t_jwt\"\nrefresh = \"t_refresh\""
+                )
+            ),
+            vec![
+                r#"apps[1].gateway_path: "/.gateway""#,
+                "apps[0] (s)",
+                "apps[1] (t)",
+                r#"path_prefix "/api""#,
+            ],
+        ),
+        (
+            "a login app's gateway_path under another app's longer path_prefix",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", "gateway_path = \"/api/.gateway\""),
+                app_at("t", "/api")
+            ),
+            vec![
+                r#"apps[0].gateway_path: "/api/.gateway""#,
+                "apps[0] (s)",
+                "apps[1] (t)",
+                r#"path_prefix "/api""#,
+            ],
+        ),
+        (
+            "a login app's gateway_path that no app serves",
+            format!(
+                "{IDP}{}",
+                login_app_at("s", "/api", "gateway_path = \"/.gateway\"")
+            ),
+            vec![
+                r#"apps[0].gateway_path: "/.gateway""#,
+                r#"path_prefix "/api""#,
+                "no app",
+            ],
+        ),
     ];
 
     let mut failures = Vec::new();
@@ -580,6 +665,34 @@ fn environment_overrides_the_file() {
         out.stderr.contains("GATEWAY_SERVER__MAX_HEADER_BYTES"),
         "{}",
         out.stderr
+    );
+}
+
+/// Two apps with login on one host: each with its own cookie names, and its
+/// login pages under its own path prefix (the default `gateway_path` is
+/// `/.gateway` below the prefix).
+#[test]
+fn apps_with_login_sharing_a_host_pass_with_their_own_cookies_and_pages() {
+    let toml = format!(
+        "{IDP}{}{}",
+        login_app_at("s", "/", ""),
+        login_app_at(
+            "t",
+            "/api",
+            "[apps.cookies]\njwt = \"t_jwt\"\nrefresh = \"t_refresh\""
+        )
+    );
+    let out = check(&toml, &[]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("client s at http://127.0.0.1:9011/oauth2/token (Oauth2), /.gateway/login, cookies __Host-gw_jwt + __Host-gw_refresh"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("client t at http://127.0.0.1:9011/oauth2/token (Oauth2), /api/.gateway/login, cookies __Host-t_jwt + __Host-t_refresh"),
+        "{}",
+        out.stdout
     );
 }
 

@@ -195,6 +195,7 @@ impl RawConfig {
             }
             apps.push(app);
         }
+        check_apps_sharing_hosts(&apps)?;
         Ok(Config {
             server,
             log,
@@ -205,6 +206,110 @@ impl RawConfig {
             ignored_variables: Vec::new(),
         })
     }
+}
+
+/// Apps with login that share a host pattern: cookies are sent to every
+/// path of the host (`Path=/`, which the `__Host-` prefix requires), so
+/// each app needs cookie names of its own; and each app's login pages
+/// (`gateway_path`) must be routed to that app, so they must lie under its
+/// own `path_prefix` and under no longer prefix of another app on the host.
+fn check_apps_sharing_hosts(apps: &[AppConfig]) -> Result<(), ConfigError> {
+    let who = |i: usize| format!("apps[{i}] ({})", apps[i].name);
+    let shared_host = |a: usize, b: usize| {
+        apps[a]
+            .hosts
+            .iter()
+            .find(|host| apps[b].hosts.contains(host))
+            .map(ToString::to_string)
+    };
+    for (i, app) in apps.iter().enumerate() {
+        let Some(auth) = &app.auth else { continue };
+        let path = auth.gateway_path.as_str();
+        if !under(&app.path_prefix, path) {
+            // Which app would get the login pages instead, if any.
+            let owner = apps
+                .iter()
+                .enumerate()
+                .filter(|&(j, other)| j != i && under(&other.path_prefix, path))
+                .filter_map(|(j, other)| shared_host(i, j).map(|host| (j, other, host)))
+                .max_by_key(|(_, other, _)| other.path_prefix.len());
+            let fate = match owner {
+                Some((j, _, host)) => format!("be served by {} on host {host:?}", who(j)),
+                None => "reach no app (404)".to_owned(),
+            };
+            return Err(invalid(
+                format!("apps[{i}].gateway_path"),
+                format!(
+                    "{path:?} is outside the path_prefix {:?} of {}: requests for its login \
+                     pages would {fate}; use a path under {:?}, like {:?}",
+                    app.path_prefix,
+                    who(i),
+                    app.path_prefix,
+                    apps::default_gateway_path(&app.path_prefix)
+                ),
+            ));
+        }
+        let longer = apps.iter().enumerate().find_map(|(j, other)| {
+            let is_longer = other.path_prefix.len() > app.path_prefix.len();
+            (is_longer && under(&other.path_prefix, path))
+                .then(|| shared_host(i, j).map(|host| (j, other, host)))
+                .flatten()
+        });
+        if let Some((j, other, host)) = longer {
+            return Err(invalid(
+                format!("apps[{i}].gateway_path"),
+                format!(
+                    "{path:?} lies under the path_prefix {:?} of {} on host {host:?}: \
+                     requests for the login pages of {} would be served by {}; use a path \
+                     outside {:?}",
+                    other.path_prefix,
+                    who(j),
+                    who(i),
+                    who(j),
+                    other.path_prefix
+                ),
+            ));
+        }
+        // Cookie names, against every earlier app with login on a shared host.
+        for (j, other) in apps.iter().enumerate().take(i) {
+            let Some(other_auth) = &other.auth else {
+                continue;
+            };
+            let Some(host) = shared_host(i, j) else {
+                continue;
+            };
+            let theirs = [
+                other_auth.jwt_cookie.wire_name(),
+                other_auth.refresh_cookie.wire_name(),
+            ];
+            for (field, cookie) in [("jwt", &auth.jwt_cookie), ("refresh", &auth.refresh_cookie)] {
+                if theirs.contains(&cookie.wire_name()) {
+                    let name = &cookie.name;
+                    return Err(invalid(
+                        format!("apps[{i}].cookies.{field}"),
+                        format!(
+                            "{} and {} both have login on host {host:?} and both use the \
+                             cookie {name:?}; cookies reach every path of a host, so apps \
+                             sharing one need cookie names of their own (set \
+                             [apps.cookies] jwt and refresh)",
+                            who(j),
+                            who(i)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is `prefix` or below it (on a segment boundary), as the
+/// router matches prefixes.
+fn under(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -248,6 +353,17 @@ mod tests {
             e.contains(&format!("(expected one of: {})", SECTIONS.join(", "))),
             "SECTIONS must list RawConfig's fields in order: {e}"
         );
+    }
+
+    #[test]
+    fn the_default_gateway_path_lies_under_the_prefix() {
+        assert_eq!(apps::default_gateway_path("/"), "/.gateway");
+        assert_eq!(apps::default_gateway_path("/api"), "/api/.gateway");
+        assert!(under("/", "/.gateway"));
+        assert!(under("/api", "/api/.gateway"));
+        assert!(under("/api", "/api"));
+        assert!(!under("/api", "/apix/.gateway"));
+        assert!(!under("/api", "/.gateway"));
     }
 
     #[test]
