@@ -76,6 +76,7 @@ pub async fn serve(
         tokio::spawn(idp.clone().load(background.clone()));
     }
     warn_about_development_settings(&gateway.config);
+    ops::open_files::check(&gateway.config.server);
     for variable in &gateway.config.ignored_variables {
         tracing::debug!(
             variable = variable.as_str(),

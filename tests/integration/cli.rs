@@ -125,6 +125,10 @@ fn reference_config_documents_the_defaults() {
     );
     assert_eq!(f.idle_timeout, d.idle_timeout, "server.idle_timeout");
     assert_eq!(
+        f.idle_release_after, d.idle_release_after,
+        "server.idle_release_after"
+    );
+    assert_eq!(
         f.max_header_bytes, d.max_header_bytes,
         "server.max_header_bytes"
     );
@@ -134,6 +138,30 @@ fn reference_config_documents_the_defaults() {
         "server.trusted_proxies"
     );
     assert_eq!(f.http2, d.http2, "server.http2");
+    assert_eq!(
+        f.max_connections, d.max_connections,
+        "server.max_connections"
+    );
+    assert_eq!(
+        f.max_connections_per_ip, d.max_connections_per_ip,
+        "server.max_connections_per_ip"
+    );
+    assert_eq!(
+        f.http2_max_concurrent_streams, d.http2_max_concurrent_streams,
+        "server.http2_max_concurrent_streams"
+    );
+    assert_eq!(
+        f.http2_max_send_buf_size, d.http2_max_send_buf_size,
+        "server.http2_max_send_buf_size"
+    );
+    assert_eq!(
+        f.tunnel_idle_timeout, d.tunnel_idle_timeout,
+        "server.tunnel_idle_timeout"
+    );
+    assert_eq!(
+        f.tunnel_max_lifetime, d.tunnel_max_lifetime,
+        "server.tunnel_max_lifetime"
+    );
     let (f, d) = (&file.log, &defaults.log);
     assert_eq!(f.level, d.level, "log.level");
     assert_eq!(f.format, d.format, "log.format");
@@ -557,6 +585,36 @@ fn broken_configs_exit_2_naming_the_key() {
                 r#"path_prefix "/api""#,
                 "no app",
             ],
+        ),
+        (
+            "server.max_connections is zero",
+            format!("[server]\nmax_connections = 0\n{APP}"),
+            vec!["server.max_connections: must be at least 1"],
+        ),
+        (
+            "server.max_connections_per_ip is not a number",
+            format!("[server]\nmax_connections_per_ip = \"many\"\n{APP}"),
+            vec!["server.max_connections_per_ip: invalid type"],
+        ),
+        (
+            "server.http2_max_concurrent_streams is zero",
+            format!("[server]\nhttp2_max_concurrent_streams = 0\n{APP}"),
+            vec!["server.http2_max_concurrent_streams: must be at least 1"],
+        ),
+        (
+            "server.http2_max_send_buf_size is below one frame",
+            format!("[server]\nhttp2_max_send_buf_size = 100\n{APP}"),
+            vec!["server.http2_max_send_buf_size: 100 is out of range"],
+        ),
+        (
+            "server.tunnel_idle_timeout is zero",
+            format!("[server]\ntunnel_idle_timeout = \"0s\"\n{APP}"),
+            vec!["server.tunnel_idle_timeout: must be greater than zero"],
+        ),
+        (
+            "server.tunnel_max_lifetime is not a duration",
+            format!("[server]\ntunnel_max_lifetime = \"forever\"\n{APP}"),
+            vec![r#"server.tunnel_max_lifetime: "forever" is not a duration"#],
         ),
     ];
 
