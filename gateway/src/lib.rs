@@ -76,6 +76,13 @@ pub async fn serve(
         tokio::spawn(idp.clone().load(background.clone()));
     }
     warn_about_development_settings(&gateway.config);
+    ops::open_files::check(&gateway.config.server);
+    for variable in &gateway.config.ignored_variables {
+        tracing::debug!(
+            variable = variable.as_str(),
+            "ignoring environment variable: only GATEWAY_<SECTION>__<KEY> variables are configuration"
+        );
+    }
     tracing::info!(apps = gateway.config.apps.len(), "starting");
     if let Some(admin_listener) = listeners.admin {
         let addr = admin_listener.local_addr()?;

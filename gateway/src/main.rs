@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     gateway::ops::telemetry::init(&config.log);
+    // Before any thread or socket exists: every connection is a descriptor.
+    gateway::ops::open_files::raise();
     // The accept loop, the admin listener and background work; requests are
     // served on the worker threads `serve` starts.
     let runtime = match tokio::runtime::Builder::new_current_thread()

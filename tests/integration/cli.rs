@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::process::{run, Finished};
+use crate::support::process::{run, Finished, GatewayProcess};
 
 /// The documented reference configuration at the workspace root.
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
@@ -37,6 +37,23 @@ fn login_app(extra: &str) -> String {
     format!(
         "[[apps]]\nname = \"s\"\nhosts = [\"s.test\"]\nupstream = \"http://127.0.0.1:3001\"\n\
          client_id = \"s\"\nclient_secret = \"x\"\n{extra}\n"
+    )
+}
+
+/// An app with login named `name` on `s.test` under `prefix`; `extra` is
+/// appended to its table.
+fn login_app_at(name: &str, prefix: &str, extra: &str) -> String {
+    format!(
+        "[[apps]]\nname = {name:?}\nhosts = [\"s.test\"]\npath_prefix = {prefix:?}\n\
+         upstream = \"http://127.0.0.1:3001\"\nclient_id = {name:?}\nclient_secret = \"x\"\n{extra}\n"
+    )
+}
+
+/// An app without login named `name` on `s.test` under `prefix`.
+fn app_at(name: &str, prefix: &str) -> String {
+    format!(
+        "[[apps]]\nname = {name:?}\nhosts = [\"s.test\"]\npath_prefix = {prefix:?}\n\
+         upstream = \"http://127.0.0.1:3002\"\nauth = false\n"
     )
 }
 
@@ -108,6 +125,10 @@ fn reference_config_documents_the_defaults() {
     );
     assert_eq!(f.idle_timeout, d.idle_timeout, "server.idle_timeout");
     assert_eq!(
+        f.idle_release_after, d.idle_release_after,
+        "server.idle_release_after"
+    );
+    assert_eq!(
         f.max_header_bytes, d.max_header_bytes,
         "server.max_header_bytes"
     );
@@ -125,6 +146,30 @@ fn reference_config_documents_the_defaults() {
         "server.underscores_in_headers"
     );
     assert_eq!(f.http2, d.http2, "server.http2");
+    assert_eq!(
+        f.max_connections, d.max_connections,
+        "server.max_connections"
+    );
+    assert_eq!(
+        f.max_connections_per_ip, d.max_connections_per_ip,
+        "server.max_connections_per_ip"
+    );
+    assert_eq!(
+        f.http2_max_concurrent_streams, d.http2_max_concurrent_streams,
+        "server.http2_max_concurrent_streams"
+    );
+    assert_eq!(
+        f.http2_max_send_buf_size, d.http2_max_send_buf_size,
+        "server.http2_max_send_buf_size"
+    );
+    assert_eq!(
+        f.tunnel_idle_timeout, d.tunnel_idle_timeout,
+        "server.tunnel_idle_timeout"
+    );
+    assert_eq!(
+        f.tunnel_max_lifetime, d.tunnel_max_lifetime,
+        "server.tunnel_max_lifetime"
+    );
     let (f, d) = (&file.log, &defaults.log);
     assert_eq!(f.level, d.level, "log.level");
     assert_eq!(f.format, d.format, "log.format");
@@ -481,6 +526,104 @@ fn broken_configs_exit_2_naming_the_key() {
             format!("[server.tls]\ncert = {missing_cert:?}\nkey = {missing_key:?}\n{APP}"),
             vec![tls_message.as_str()],
         ),
+        (
+            "two apps with login on one host with the same cookie names",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", ""),
+                login_app_at("t", "/api", "")
+            ),
+            vec![
+                "apps[1].cookies.jwt: ",
+                "apps[0] (s)",
+                "apps[1] (t)",
+                r#""s.test""#,
+                r#""gw_jwt""#,
+            ],
+        ),
+        (
+            "one app's JWT cookie is another's refresh cookie on the same host",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", ""),
+                login_app_at("t", "/api", "[apps.cookies]\njwt = \"gw_refresh\"\nrefresh = \"t_refresh\"")
+            ),
+            vec!["apps[1].cookies.jwt: ", "apps[0] (s)", "apps[1] (t)", r#""gw_refresh""#],
+        ),
+        (
+            "a login app's gateway_path outside its path_prefix, served by another app",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", ""),
+                login_app_at(
+                    "t",
+                    "/api",
+                    "gateway_path = \"/.gateway\"\n[apps.cookies]\njwt = \"t_jwt\"\nrefresh = \"t_refresh\""
+                )
+            ),
+            vec![
+                r#"apps[1].gateway_path: "/.gateway""#,
+                "apps[0] (s)",
+                "apps[1] (t)",
+                r#"path_prefix "/api""#,
+            ],
+        ),
+        (
+            "a login app's gateway_path under another app's longer path_prefix",
+            format!(
+                "{IDP}{}{}",
+                login_app_at("s", "/", "gateway_path = \"/api/.gateway\""),
+                app_at("t", "/api")
+            ),
+            vec![
+                r#"apps[0].gateway_path: "/api/.gateway""#,
+                "apps[0] (s)",
+                "apps[1] (t)",
+                r#"path_prefix "/api""#,
+            ],
+        ),
+        (
+            "a login app's gateway_path that no app serves",
+            format!(
+                "{IDP}{}",
+                login_app_at("s", "/api", "gateway_path = \"/.gateway\"")
+            ),
+            vec![
+                r#"apps[0].gateway_path: "/.gateway""#,
+                r#"path_prefix "/api""#,
+                "no app",
+            ],
+        ),
+        (
+            "server.max_connections is zero",
+            format!("[server]\nmax_connections = 0\n{APP}"),
+            vec!["server.max_connections: must be at least 1"],
+        ),
+        (
+            "server.max_connections_per_ip is not a number",
+            format!("[server]\nmax_connections_per_ip = \"many\"\n{APP}"),
+            vec!["server.max_connections_per_ip: invalid type"],
+        ),
+        (
+            "server.http2_max_concurrent_streams is zero",
+            format!("[server]\nhttp2_max_concurrent_streams = 0\n{APP}"),
+            vec!["server.http2_max_concurrent_streams: must be at least 1"],
+        ),
+        (
+            "server.http2_max_send_buf_size is below one frame",
+            format!("[server]\nhttp2_max_send_buf_size = 100\n{APP}"),
+            vec!["server.http2_max_send_buf_size: 100 is out of range"],
+        ),
+        (
+            "server.tunnel_idle_timeout is zero",
+            format!("[server]\ntunnel_idle_timeout = \"0s\"\n{APP}"),
+            vec!["server.tunnel_idle_timeout: must be greater than zero"],
+        ),
+        (
+            "server.tunnel_max_lifetime is not a duration",
+            format!("[server]\ntunnel_max_lifetime = \"forever\"\n{APP}"),
+            vec![r#"server.tunnel_max_lifetime: "forever" is not a duration"#],
+        ),
     ];
 
     let mut failures = Vec::new();
@@ -589,4 +732,117 @@ fn environment_overrides_the_file() {
         "{}",
         out.stderr
     );
+}
+
+/// Two apps with login on one host: each with its own cookie names, and its
+/// login pages under its own path prefix (the default `gateway_path` is
+/// `/.gateway` below the prefix).
+#[test]
+fn apps_with_login_sharing_a_host_pass_with_their_own_cookies_and_pages() {
+    let toml = format!(
+        "{IDP}{}{}",
+        login_app_at("s", "/", ""),
+        login_app_at(
+            "t",
+            "/api",
+            "[apps.cookies]\njwt = \"t_jwt\"\nrefresh = \"t_refresh\""
+        )
+    );
+    let out = check(&toml, &[]);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("client s at http://127.0.0.1:9011/oauth2/token (Oauth2), /.gateway/login, cookies __Host-gw_jwt + __Host-gw_refresh"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("client t at http://127.0.0.1:9011/oauth2/token (Oauth2), /api/.gateway/login, cookies __Host-t_jwt + __Host-t_refresh"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// The variables Kubernetes injects into every pod of a namespace with a
+/// Service named `gateway` (docker links once did the same).
+const KUBERNETES_SERVICE_VARIABLES: &[(&str, &str)] = &[
+    ("GATEWAY_PORT", "tcp://10.0.0.1:80"),
+    ("GATEWAY_SERVICE_HOST", "10.0.0.1"),
+    ("GATEWAY_SERVICE_PORT", "80"),
+    ("GATEWAY_SERVICE_PORT_HTTP", "80"),
+    ("GATEWAY_PORT_80_TCP_ADDR", "10.0.0.1"),
+    ("GATEWAY_PORT_80_TCP", "tcp://10.0.0.1:80"),
+    ("GATEWAY_PORT_80_TCP_PROTO", "tcp"),
+    ("GATEWAY_PORT_80_TCP_PORT", "80"),
+];
+
+/// Only `GATEWAY_<SECTION>__<KEY>` variables are configuration: the service
+/// variables are ignored, a real override still applies, and a
+/// `GATEWAY_X__Y` whose X is no section is refused, naming the variable.
+#[test]
+fn kubernetes_service_variables_are_not_configuration() {
+    let toml = format!("[server]\nlisten = \"127.0.0.1:8181\"\n{APP}");
+    let out = check(&toml, KUBERNETES_SERVICE_VARIABLES);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("listen 127.0.0.1:8181 "),
+        "{}",
+        out.stdout
+    );
+
+    let mut env = KUBERNETES_SERVICE_VARIABLES.to_vec();
+    env.push(("GATEWAY_SERVER__LISTEN", "127.0.0.1:9000"));
+    let out = check(&toml, &env);
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains("listen 127.0.0.1:9000 "),
+        "{}",
+        out.stdout
+    );
+
+    env.push(("GATEWAY_SERVR__LISTEN", "127.0.0.1:9001"));
+    let out = check(&toml, &env);
+    assert_eq!(out.code(), Some(2), "stdout: {}", out.stdout);
+    assert!(
+        out.stderr
+            .starts_with("gateway: invalid configuration: servr: unknown section"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("GATEWAY_SERVR__LISTEN"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("server, log, upstream, idp, session, login, apps"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The ignored variables are named in the debug log once logging is up.
+#[tokio::test]
+async fn ignored_gateway_variables_are_logged_at_debug() {
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut builder = GatewayProcess::builder()
+        .log_level("warn,gateway=debug")
+        .app("a", "a.test", upstream)
+        .env("GATEWAY_LOG__ACCESS", "false");
+    for (name, value) in KUBERNETES_SERVICE_VARIABLES {
+        builder = builder.env(name, value);
+    }
+    let gw = builder.start().await;
+    let mut logged: Vec<String> = gw
+        .logged("ignoring environment variable")
+        .iter()
+        .filter_map(|fields| fields["variable"].as_str().map(str::to_owned))
+        .collect();
+    logged.sort();
+    let mut expected: Vec<String> = KUBERNETES_SERVICE_VARIABLES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(logged, expected, "{}", gw.logs());
 }

@@ -118,8 +118,7 @@ pub(super) struct RawApp {
     #[serde(default = "default_client_auth")]
     client_auth: ClientAuth,
     title: Option<String>,
-    #[serde(default = "default_gateway_path")]
-    gateway_path: String,
+    gateway_path: Option<String>,
     #[serde(default = "default_landing")]
     landing_path: String,
     logout_redirect: Option<String>,
@@ -148,8 +147,13 @@ fn default_client_auth() -> ClientAuth {
     ClientAuth::ClientSecretBasic
 }
 
-fn default_gateway_path() -> String {
-    "/.gateway".into()
+/// `gateway_path` when not set: `/.gateway` below the app's path prefix,
+/// where the router sends it to the app (`/api/.gateway` for `/api`).
+pub(super) fn default_gateway_path(path_prefix: &str) -> String {
+    match path_prefix {
+        "/" => "/.gateway".to_owned(),
+        prefix => format!("{prefix}/.gateway"),
+    }
 }
 
 fn default_landing() -> String {
@@ -313,16 +317,16 @@ impl RawApp {
         }
         let idp = resolve_idp(global_idp, &self.idp, i)?;
 
+        let gateway_path = self
+            .gateway_path
+            .unwrap_or_else(|| default_gateway_path(&normalise_prefix(&self.path_prefix)));
         let gateway_path = {
-            let p = local_path(&key("gateway_path"), &self.gateway_path)?;
+            let p = local_path(&key("gateway_path"), &gateway_path)?;
             let p = p.trim_end_matches('/').to_owned();
             if p.is_empty() || p.contains('?') {
                 return Err(invalid(
                     key("gateway_path"),
-                    format!(
-                        "{:?} must be a path below \"/\", like \"/.gateway\"",
-                        self.gateway_path
-                    ),
+                    format!("{gateway_path:?} must be a path below \"/\", like \"/.gateway\""),
                 ));
             }
             p

@@ -1,7 +1,12 @@
 //! Configuration: layered loading, then validation into typed config.
 //!
-//! Input: built-in defaults ← a TOML file ← `GATEWAY_…` environment variables
-//! (nested keys joined with `__`, e.g. `GATEWAY_SERVER__LISTEN=127.0.0.1:9000`).
+//! Input: built-in defaults ← a TOML file ← `GATEWAY_<SECTION>__<KEY>`
+//! environment variables (nested keys joined with `__`, e.g.
+//! `GATEWAY_SERVER__LISTEN=127.0.0.1:9000`). Other `GATEWAY_…` variables
+//! without `__` are not configuration and are ignored: Kubernetes sets
+//! `GATEWAY_PORT`, `GATEWAY_SERVICE_HOST`, … in every pod of a namespace
+//! with a Service named `gateway`. A `GATEWAY_X__Y` whose `X` is no section
+//! is refused: it is meant as configuration, and misspelt.
 //! Output: a [`Config`] whose values are already parsed (`SocketAddr`,
 //! `Duration`, `Uri`, loaded TLS keys). Failure: a [`ConfigError`] whose message
 //! names the offending key (`apps[1].upstream: "htp:/x" is not an http(s) URL`),
@@ -61,6 +66,9 @@ pub struct Config {
     pub login: LoginConfig,
     /// The apps behind the gateway, in file order.
     pub apps: Vec<AppConfig>,
+    /// `GATEWAY_…` environment variables that are not configuration (no
+    /// `__`) and were ignored, by name; logged once logging is up.
+    pub ignored_variables: Vec<String>,
 }
 
 impl Config {
@@ -80,14 +88,51 @@ impl Config {
 
     fn from_layers(text: &str, origin: &str, with_env: bool) -> Result<Config, ConfigError> {
         let mut figment = Figment::new().merge(Toml::string(text));
+        let mut ignored_variables = Vec::new();
         if with_env {
-            figment = figment.merge(Env::prefixed("GATEWAY_").split("__"));
+            let (env, ignored) = environment()?;
+            figment = figment.merge(env);
+            ignored_variables = ignored;
         }
         let raw: RawConfig = figment
             .extract()
             .map_err(|e| ConfigError::Parse(describe_figment_error(e, origin)))?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.ignored_variables = ignored_variables;
+        Ok(config)
     }
+}
+
+/// The configuration's top-level sections: the `SECTION` of
+/// `GATEWAY_<SECTION>__<KEY>` (the fields of `RawConfig`).
+const SECTIONS: &[&str] = &[
+    "server", "log", "upstream", "idp", "session", "login", "apps",
+];
+
+/// The environment layer: only `GATEWAY_<SECTION>__<KEY>` variables, and
+/// the names of the other `GATEWAY_…` ones (ignored). A variable with `__`
+/// whose first part is no section is refused.
+fn environment() -> Result<(Env, Vec<String>), ConfigError> {
+    let env = Env::prefixed("GATEWAY_");
+    let mut ignored = Vec::new();
+    // Keys come lower-cased, without the prefix.
+    for (key, _) in env.iter() {
+        let name = format!("GATEWAY_{}", key.as_str().to_ascii_uppercase());
+        match key.as_str().split_once("__") {
+            None => ignored.push(name),
+            Some((section, _)) if SECTIONS.contains(&section) => {}
+            Some((section, _)) => {
+                return Err(ConfigError::Parse(format!(
+                    "{section}: unknown section (from environment variable {name}; expected \
+                     one of: {}; only GATEWAY_<SECTION>__<KEY> variables are configuration)",
+                    SECTIONS.join(", ")
+                )))
+            }
+        }
+    }
+    ignored.sort();
+    let env = env.filter(|key| key.as_str().contains("__")).split("__");
+    Ok((env, ignored))
 }
 
 // ---------------------------------------------------------------------------
@@ -150,6 +195,7 @@ impl RawConfig {
             }
             apps.push(app);
         }
+        check_apps_sharing_hosts(&apps)?;
         Ok(Config {
             server,
             log,
@@ -157,8 +203,113 @@ impl RawConfig {
             session,
             login,
             apps,
+            ignored_variables: Vec::new(),
         })
     }
+}
+
+/// Apps with login that share a host pattern: cookies are sent to every
+/// path of the host (`Path=/`, which the `__Host-` prefix requires), so
+/// each app needs cookie names of its own; and each app's login pages
+/// (`gateway_path`) must be routed to that app, so they must lie under its
+/// own `path_prefix` and under no longer prefix of another app on the host.
+fn check_apps_sharing_hosts(apps: &[AppConfig]) -> Result<(), ConfigError> {
+    let who = |i: usize| format!("apps[{i}] ({})", apps[i].name);
+    let shared_host = |a: usize, b: usize| {
+        apps[a]
+            .hosts
+            .iter()
+            .find(|host| apps[b].hosts.contains(host))
+            .map(ToString::to_string)
+    };
+    for (i, app) in apps.iter().enumerate() {
+        let Some(auth) = &app.auth else { continue };
+        let path = auth.gateway_path.as_str();
+        if !under(&app.path_prefix, path) {
+            // Which app would get the login pages instead, if any.
+            let owner = apps
+                .iter()
+                .enumerate()
+                .filter(|&(j, other)| j != i && under(&other.path_prefix, path))
+                .filter_map(|(j, other)| shared_host(i, j).map(|host| (j, other, host)))
+                .max_by_key(|(_, other, _)| other.path_prefix.len());
+            let fate = match owner {
+                Some((j, _, host)) => format!("be served by {} on host {host:?}", who(j)),
+                None => "reach no app (404)".to_owned(),
+            };
+            return Err(invalid(
+                format!("apps[{i}].gateway_path"),
+                format!(
+                    "{path:?} is outside the path_prefix {:?} of {}: requests for its login \
+                     pages would {fate}; use a path under {:?}, like {:?}",
+                    app.path_prefix,
+                    who(i),
+                    app.path_prefix,
+                    apps::default_gateway_path(&app.path_prefix)
+                ),
+            ));
+        }
+        let longer = apps.iter().enumerate().find_map(|(j, other)| {
+            let is_longer = other.path_prefix.len() > app.path_prefix.len();
+            (is_longer && under(&other.path_prefix, path))
+                .then(|| shared_host(i, j).map(|host| (j, other, host)))
+                .flatten()
+        });
+        if let Some((j, other, host)) = longer {
+            return Err(invalid(
+                format!("apps[{i}].gateway_path"),
+                format!(
+                    "{path:?} lies under the path_prefix {:?} of {} on host {host:?}: \
+                     requests for the login pages of {} would be served by {}; use a path \
+                     outside {:?}",
+                    other.path_prefix,
+                    who(j),
+                    who(i),
+                    who(j),
+                    other.path_prefix
+                ),
+            ));
+        }
+        // Cookie names, against every earlier app with login on a shared host.
+        for (j, other) in apps.iter().enumerate().take(i) {
+            let Some(other_auth) = &other.auth else {
+                continue;
+            };
+            let Some(host) = shared_host(i, j) else {
+                continue;
+            };
+            let theirs = [
+                other_auth.jwt_cookie.wire_name(),
+                other_auth.refresh_cookie.wire_name(),
+            ];
+            for (field, cookie) in [("jwt", &auth.jwt_cookie), ("refresh", &auth.refresh_cookie)] {
+                if theirs.contains(&cookie.wire_name()) {
+                    let name = &cookie.name;
+                    return Err(invalid(
+                        format!("apps[{i}].cookies.{field}"),
+                        format!(
+                            "{} and {} both have login on host {host:?} and both use the \
+                             cookie {name:?}; cookies reach every path of a host, so apps \
+                             sharing one need cookie names of their own (set \
+                             [apps.cookies] jwt and refresh)",
+                            who(j),
+                            who(i)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is `prefix` or below it (on a segment boundary), as the
+/// router matches prefixes.
+fn under(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -193,6 +344,26 @@ mod tests {
         assert_eq!(c.apps[0].path_prefix, "/");
         assert_eq!(c.apps[0].upstream.authority.as_str(), "127.0.0.1:3001");
         assert!(c.apps[0].preserve_host);
+    }
+
+    #[test]
+    fn sections_are_the_top_level_keys() {
+        let e = err(&format!("[nope]\nx = 1\n{MINIMAL}"));
+        assert!(
+            e.contains(&format!("(expected one of: {})", SECTIONS.join(", "))),
+            "SECTIONS must list RawConfig's fields in order: {e}"
+        );
+    }
+
+    #[test]
+    fn the_default_gateway_path_lies_under_the_prefix() {
+        assert_eq!(apps::default_gateway_path("/"), "/.gateway");
+        assert_eq!(apps::default_gateway_path("/api"), "/api/.gateway");
+        assert!(under("/", "/.gateway"));
+        assert!(under("/api", "/api/.gateway"));
+        assert!(under("/api", "/api"));
+        assert!(!under("/api", "/apix/.gateway"));
+        assert!(!under("/api", "/.gateway"));
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub struct ServerConfig {
     pub underscores_in_headers: bool,
     /// Accept HTTP/2 (h2c prior knowledge, or ALPN `h2` under TLS).
     pub http2: bool,
+    /// Most client connections open at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Most client connections open at once from one client IP (IPv6: one
+    /// /64); 0 turns the per-IP cap off. Trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// Most HTTP/2 streams (requests) a client may have open on one connection
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub http2_max_concurrent_streams: u32,
+    /// Most response bytes buffered per HTTP/2 stream for a client that
+    /// does not read.
+    pub http2_max_send_buf_size: usize,
+    /// An upgraded tunnel (WebSocket) with no byte either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// An upgraded tunnel is closed this long after the upgrade, busy or not.
+    pub tunnel_max_lifetime: Duration,
 }
 
 /// `[server.tls]`: certificate and key, already loaded.
@@ -139,6 +154,12 @@ pub(super) struct RawServer {
     trusted_only_headers: Vec<String>,
     underscores_in_headers: bool,
     http2: bool,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    http2_max_concurrent_streams: u32,
+    http2_max_send_buf_size: usize,
+    tunnel_idle_timeout: String,
+    tunnel_max_lifetime: String,
 }
 
 impl Default for RawServer {
@@ -157,6 +178,14 @@ impl Default for RawServer {
             trusted_only_headers: TRUSTED_ONLY_HEADERS.iter().map(|&h| h.to_owned()).collect(),
             underscores_in_headers: false,
             http2: true,
+            max_connections: 10_000,
+            max_connections_per_ip: 1024,
+            // nginx's default; with the send buffer below, at most 16 MiB of
+            // answers held for one client that stops reading.
+            http2_max_concurrent_streams: 128,
+            http2_max_send_buf_size: 128 * 1024,
+            tunnel_idle_timeout: "5m".into(),
+            tunnel_max_lifetime: "24h".into(),
         }
     }
 }
@@ -206,6 +235,10 @@ impl Default for RawUpstream {
     }
 }
 
+/// Accepted `server.http2_max_send_buf_size`: from one full-size frame
+/// (RFC 9113 §4.2) to 16 MiB.
+const H2_SEND_BUF: std::ops::RangeInclusive<usize> = 16 * 1024..=16 * 1024 * 1024;
+
 impl RawServer {
     pub(super) fn validate(self) -> Result<ServerConfig, ConfigError> {
         let listen = socket_addr("server.listen", &self.listen)?;
@@ -236,6 +269,26 @@ impl RawServer {
                 format!(
                     "{} is out of range (1024 to 1048576)",
                     self.max_header_bytes
+                ),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(invalid(
+                "server.http2_max_concurrent_streams",
+                "must be at least 1",
+            ));
+        }
+        if !H2_SEND_BUF.contains(&self.http2_max_send_buf_size) {
+            return Err(invalid(
+                "server.http2_max_send_buf_size",
+                format!(
+                    "{} is out of range ({} to {})",
+                    self.http2_max_send_buf_size,
+                    H2_SEND_BUF.start(),
+                    H2_SEND_BUF.end()
                 ),
             ));
         }
@@ -271,6 +324,12 @@ impl RawServer {
             trusted_only_headers,
             underscores_in_headers: self.underscores_in_headers,
             http2: self.http2,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            http2_max_send_buf_size: self.http2_max_send_buf_size,
+            tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &self.tunnel_idle_timeout)?,
+            tunnel_max_lifetime: duration("server.tunnel_max_lifetime", &self.tunnel_max_lifetime)?,
         })
     }
 }

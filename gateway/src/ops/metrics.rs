@@ -23,6 +23,13 @@ pub const OPEN_CONNECTIONS: &str = "gateway_open_connections";
 pub const CONNECTIONS_TOTAL: &str = "gateway_connections_total";
 /// WebSocket (and other HTTP/1.1 `Upgrade`) tunnels currently open.
 pub const OPEN_TUNNELS: &str = "gateway_open_tunnels";
+/// Client connections closed at accept, by `reason` (`global`:
+/// `server.max_connections`; `per_ip`: `server.max_connections_per_ip`).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "gateway_connections_refused_total";
+/// Tunnels ended, by `reason` (`closed`, `error`, `idle`, `lifetime`, `shutdown`).
+pub const TUNNELS_CLOSED_TOTAL: &str = "gateway_tunnels_closed_total";
+/// The soft open-files limit (`RLIMIT_NOFILE`) the gateway runs with.
+pub const OPEN_FILES_LIMIT: &str = "gateway_open_files_limit";
 
 /// Idle HTTP/1 connections holding only their socket (buffers released).
 pub const PARKED_CONNECTIONS: &str = "gateway_parked_connections";
@@ -92,6 +99,18 @@ fn describe() {
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Client connections currently open.");
     metrics::describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted.");
     metrics::describe_gauge!(OPEN_TUNNELS, "Upgraded (WebSocket) tunnels currently open.");
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Client connections closed at accept because a connection cap was reached, by reason."
+    );
+    metrics::describe_counter!(
+        TUNNELS_CLOSED_TOTAL,
+        "Upgraded (WebSocket) tunnels ended, by reason."
+    );
+    metrics::describe_gauge!(
+        OPEN_FILES_LIMIT,
+        "The soft open-files limit (RLIMIT_NOFILE) the gateway runs with."
+    );
     metrics::describe_counter!(LOGINS_TOTAL, "Login attempts, by app and outcome.");
     metrics::describe_counter!(
         LOGOUTS_TOTAL,
@@ -180,6 +199,26 @@ pub struct ConnectionMetrics {
     pub tunnels: metrics::Gauge,
     /// [`PARKED_CONNECTIONS`].
     pub parked: metrics::Gauge,
+    /// [`CONNECTIONS_REFUSED_TOTAL`] with `reason="global"`.
+    pub refused_global: Counter,
+    /// [`CONNECTIONS_REFUSED_TOTAL`] with `reason="per_ip"`.
+    pub refused_per_ip: Counter,
+    /// [`TUNNELS_CLOSED_TOTAL`], one handle per reason.
+    pub tunnels_closed: TunnelCloses,
+}
+
+/// [`TUNNELS_CLOSED_TOTAL`] by `reason`.
+pub struct TunnelCloses {
+    /// Both sides finished.
+    pub closed: Counter,
+    /// Reading or writing a side failed.
+    pub error: Counter,
+    /// Quiet for `server.tunnel_idle_timeout`.
+    pub idle: Counter,
+    /// Open for `server.tunnel_max_lifetime`.
+    pub lifetime: Counter,
+    /// Cut at the end of the shutdown grace period.
+    pub shutdown: Counter,
 }
 
 /// The connection-level handles (resolved on first use, after [`install`]).
@@ -190,7 +229,21 @@ pub fn connections() -> &'static ConnectionMetrics {
         accepted: metrics::counter!(CONNECTIONS_TOTAL),
         tunnels: metrics::gauge!(OPEN_TUNNELS),
         parked: metrics::gauge!(PARKED_CONNECTIONS),
+        refused_global: metrics::counter!(CONNECTIONS_REFUSED_TOTAL, "reason" => "global"),
+        refused_per_ip: metrics::counter!(CONNECTIONS_REFUSED_TOTAL, "reason" => "per_ip"),
+        tunnels_closed: TunnelCloses {
+            closed: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "closed"),
+            error: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "error"),
+            idle: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "idle"),
+            lifetime: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "lifetime"),
+            shutdown: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "shutdown"),
+        },
     })
+}
+
+/// Records the soft open-files limit in effect.
+pub fn open_files_limit(limit: u64) {
+    metrics::gauge!(OPEN_FILES_LIMIT).set(limit as f64);
 }
 
 /// Cached handles for one app's login workflow.

@@ -10,8 +10,7 @@
 //! [`UpstreamError::Timeout`] (504).
 //!
 //! HTTP/1.1 `Upgrade` requests (WebSocket) are forwarded with their upgrade
-//! headers; on `101` both sides are upgraded and bytes are copied both ways in
-//! a task tracked for graceful shutdown.
+//! headers; on `101` both sides are upgraded and become a [`Tunnels`] tunnel.
 
 use std::time::{Duration, Instant};
 
@@ -19,9 +18,7 @@ use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::body::Body;
 use super::error::UpstreamError;
@@ -29,6 +26,7 @@ use super::headers as proxy_headers;
 use super::pool::Upstream;
 use super::request_body::RequestBody;
 use super::request_id;
+use super::tunnel::Tunnels;
 
 /// Where and how one request is forwarded.
 pub struct Target<'a> {
@@ -62,7 +60,7 @@ pub struct ClientSide<'a> {
 /// The second value is the time the upstream took to answer, for metrics.
 pub async fn forward(
     response_timeout: Duration,
-    tunnels: &TaskTracker,
+    tunnels: &Tunnels,
     stop: &CancellationToken,
     mut req: Request<Incoming>,
     target: Target<'_>,
@@ -114,7 +112,7 @@ pub async fn forward(
             ));
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        tunnels.spawn(tunnel(client_upgrade, upstream_upgrade, stop.clone()));
+        tunnels.spawn(client_upgrade, upstream_upgrade, stop.clone());
         let (mut parts, _) = response.into_parts();
         proxy_headers::remove_hop_by_hop(&mut parts.headers);
         proxy_headers::set_upgrade(&mut parts.headers, protocol);
@@ -127,32 +125,4 @@ pub async fn forward(
         Response::from_parts(parts, Body::upstream(body, lease)),
         elapsed,
     ))
-}
-
-/// Copies bytes both ways between the upgraded client and upstream
-/// connections, until either side closes or `stop` fires (the end of the
-/// shutdown grace period).
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    stop: CancellationToken,
-) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(error = %e, "upgrade did not complete");
-            return;
-        }
-    };
-    crate::ops::metrics::connections().tunnels.increment(1.0);
-    let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
-            Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "tunnel closed"),
-            Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
-        },
-        () = stop.cancelled() => tracing::debug!("tunnel cut at the end of the shutdown grace period"),
-    }
-    crate::ops::metrics::connections().tunnels.decrement(1.0);
 }

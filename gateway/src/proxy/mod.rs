@@ -1,12 +1,14 @@
-//! The reverse-proxy core: listeners, connections and their worker threads,
-//! routing by host and path, forwarding with hop-by-hop and `X-Forwarded-*`
-//! handling, the upstream pool, bodies and request ids.
+//! The reverse-proxy core: listeners, connection caps, connections and their
+//! worker threads, routing by host and path, forwarding with hop-by-hop and
+//! `X-Forwarded-*` handling, upgraded tunnels, the upstream pool, bodies and
+//! request ids.
 //!
 //! It knows nothing of login: it never imports `auth`, `pipeline`, `error` or
 //! `pages`. The request path is handed to it as a [`server::Handler`], and it
 //! reports failures with its own small [`error::UpstreamError`], which the top
 //! maps to a page.
 
+pub mod admission;
 pub mod body;
 pub mod connection;
 pub mod error;
@@ -18,4 +20,5 @@ pub mod request_body;
 pub mod request_id;
 pub mod route;
 pub mod server;
+pub mod tunnel;
 pub mod workers;

@@ -1,5 +1,5 @@
-//! Listening and connection handling: accept, TLS, HTTP/1.1 + HTTP/2 on one
-//! port, timeouts, graceful shutdown.
+//! Listening and connection handling: accept (within the connection caps),
+//! TLS, HTTP/1.1 + HTTP/2 on one port, timeouts, graceful shutdown.
 //!
 //! Input: a bound listener, the `[server]` settings, and the [`Handler`] that
 //! answers each request (the gateway's request path, handed in as hyper hands
@@ -27,9 +27,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::admission::Admission;
 use super::body::Body;
 use super::connection::{Activity, Limits, Parkable, Tracked, Verdict};
 use super::headers;
+use super::tunnel::{TunnelLimits, Tunnels};
 use super::workers::{self, Workers};
 use crate::config::{Config, ServerConfig};
 use crate::ops::metrics;
@@ -92,8 +94,9 @@ pub struct ConnInfo<H> {
 /// tunnels, the token that cuts them, and whether the listener accepts.
 #[derive(Debug, Default)]
 pub struct Lifecycle {
-    /// Upgraded tunnels, waited for on graceful shutdown.
-    pub tunnels: TaskTracker,
+    /// Upgraded tunnels, waited for on graceful shutdown; [`run`] sets
+    /// their limits from `[server]`.
+    pub tunnels: Tunnels,
     /// Fired when the shutdown grace period is over: what is left is cut.
     pub stop: CancellationToken,
     /// Whether the listener is accepting.
@@ -118,6 +121,11 @@ pub async fn run<H: Handler>(
     let cancel = CancellationToken::new();
     let connections = TaskTracker::new();
     let workers = Workers::start(workers::count(server.worker_threads))?;
+    let mut admission = Admission::new(server.max_connections, server.max_connections_per_ip);
+    lifecycle.tunnels.set_limits(TunnelLimits {
+        idle: server.tunnel_idle_timeout,
+        lifetime: server.tunnel_max_lifetime,
+    });
 
     let addr = listener.local_addr()?;
     lifecycle.accepting.store(true, Ordering::Release);
@@ -130,6 +138,13 @@ pub async fn run<H: Handler>(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let trusted = headers::is_trusted(peer.ip(), &trusted);
+                    // Over a cap: closed at once, before any byte is read,
+                    // and without a task (counted and logged by `admit`).
+                    let Ok(slot) = admission.admit(peer.ip(), trusted) else {
+                        drop(tcp);
+                        continue;
+                    };
                     // Handed over as a plain socket and registered again on
                     // the worker that serves it, so its readiness events
                     // reach that worker's event loop directly rather than
@@ -143,8 +158,9 @@ pub async fn run<H: Handler>(
                     };
                     let (handler, protocols, tls, cancel) =
                         (handler.clone(), protocols.clone(), tls.clone(), cancel.clone());
-                    let trusted = headers::is_trusted(peer.ip(), &trusted);
                     workers.spawn(&connections, async move {
+                        // Gives the connection's place back however it ends.
+                        let _slot = slot;
                         let tcp = match TcpStream::from_std(tcp) {
                             Ok(tcp) => tcp,
                             Err(e) => {
@@ -213,7 +229,8 @@ impl Protocols {
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_header_list_size(server.max_header_bytes as u32)
-            .max_concurrent_streams(256);
+            .max_concurrent_streams(server.http2_max_concurrent_streams)
+            .max_send_buf_size(server.http2_max_send_buf_size);
         Protocols {
             h1,
             h2,

@@ -10,6 +10,7 @@ pub mod client;
 pub mod gateway;
 pub mod glewlwyd;
 pub mod idp;
+pub mod metrics;
 pub mod process;
 pub mod tls;
 pub mod upstream;

@@ -28,7 +28,62 @@ const START_BOUND: Duration = Duration::from_secs(15);
 
 /// A `gateway` command with a clean environment plus `env`, output piped.
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
+    command_with_open_files(args, env, None)
+}
+
+/// Where util-linux's `prlimit` may live (an absolute path: the child's
+/// environment is empty, so there is no `PATH` to search).
+const PRLIMIT: &[&str] = &["/usr/bin/prlimit", "/bin/prlimit"];
+
+/// The open-files limits (`RLIMIT_NOFILE`) of this test process: the
+/// children inherit them. From `/proc/self/limits`.
+pub fn open_files_limits() -> OpenFiles {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("/proc/self/limits lists open files");
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers[..] {
+        [soft, hard] => OpenFiles { soft, hard },
+        _ => panic!("unexpected /proc/self/limits line: {line:?}"),
+    }
+}
+
+/// Soft and hard `RLIMIT_NOFILE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFiles {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Like [`command`], started through `prlimit --nofile=SOFT:HARD` when
+/// `open_files` is given (prlimit sets the limits, then execs the gateway,
+/// so the child's pid is the gateway's).
+fn command_with_open_files(
+    args: &[&str],
+    env: &[(&str, &str)],
+    open_files: Option<OpenFiles>,
+) -> Command {
+    let mut cmd = match open_files {
+        None => Command::new(BIN),
+        Some(limits) => {
+            let prlimit = PRLIMIT
+                .iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or_else(|| {
+                    panic!("prlimit not found in {PRLIMIT:?}: install util-linux (apt-get install util-linux)")
+                });
+            let mut cmd = Command::new(prlimit);
+            cmd.arg(format!("--nofile={}:{}", limits.soft, limits.hard))
+                .arg("--")
+                .arg(BIN);
+            cmd
+        }
+    };
     cmd.args(args)
         .env_clear()
         .envs(env.iter().copied())
@@ -148,6 +203,9 @@ pub struct GatewayProcessBuilder {
     server: String,
     sections: String,
     apps: String,
+    level: Option<String>,
+    env: Vec<(String, String)>,
+    open_files: Option<OpenFiles>,
 }
 
 impl GatewayProcessBuilder {
@@ -173,14 +231,35 @@ impl GatewayProcessBuilder {
         self
     }
 
+    /// `log.level` instead of `warn,gateway=info`.
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.level = Some(level.to_owned());
+        self
+    }
+
+    /// An environment variable for the child (its environment is otherwise empty).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the child with these open-files limits (through `prlimit`).
+    pub fn open_files(mut self, limits: OpenFiles) -> Self {
+        self.open_files = Some(limits);
+        self
+    }
+
     /// The configuration file the process gets. Logs are JSON lines at `warn`,
     /// plus the gateway's own `info` lines (start-up addresses, signals,
     /// drain outcome), which the tests read.
     pub fn toml(&self) -> String {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n\
-             [log]\nlevel = \"warn,gateway=info\"\nformat = \"json\"\naccess = false\n\n{}\n{}",
-            self.server, self.sections, self.apps
+             [log]\nlevel = {:?}\nformat = \"json\"\naccess = false\n\n{}\n{}",
+            self.server,
+            self.level.as_deref().unwrap_or("warn,gateway=info"),
+            self.sections,
+            self.apps
         )
     }
 
@@ -191,7 +270,12 @@ impl GatewayProcessBuilder {
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, self.toml()).expect("write config");
         let path = path.to_str().expect("utf-8 temp path").to_owned();
-        let mut child = command(&["--config", &path], &[])
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut child = command_with_open_files(&["--config", &path], &env, self.open_files)
             .spawn()
             .expect("spawn the gateway binary");
         let stdout = Captured::new(child.stdout.take().expect("stdout"));
@@ -294,6 +378,19 @@ impl GatewayProcess {
         self.log_lines()
             .iter()
             .filter_map(|line| line["fields"]["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The `fields` of every JSON log line whose message starts with `prefix`.
+    pub fn logged(&self, prefix: &str) -> Vec<serde_json::Value> {
+        self.log_lines()
+            .into_iter()
+            .filter(|line| {
+                line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(prefix))
+            })
+            .map(|line| line["fields"].clone())
             .collect()
     }
 
