@@ -315,6 +315,21 @@ fn broken_configs_exit_2_naming_the_key() {
             vec!["apps[1].hosts: duplicate host"],
         ),
         (
+            "path prefix that no normal request path can match",
+            format!("{APP}path_prefix = \"/café\"\n"),
+            vec!["apps[0].path_prefix: \"/café\" must be an absolute path"],
+        ),
+        (
+            "public path that no normal request path can match",
+            format!("{IDP}{}", login_app("public_paths = [\"/a[b/*\"]")),
+            vec!["apps[0].public_paths[0]"],
+        ),
+        (
+            "host pattern in brackets that is not an IPv6 address",
+            app("b", r#"["[ a/b ]"]"#, up),
+            vec!["apps[0].hosts[0]", "is not a host name"],
+        ),
+        (
             "unknown key in [server]",
             format!("[server]\nlisen = \"127.0.0.1:8080\"\n{APP}"),
             vec!["server.lisen: unknown key"],

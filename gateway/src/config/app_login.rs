@@ -11,6 +11,7 @@ use http::HeaderName;
 use serde::Deserialize;
 
 use super::idp::{Client, IdpSettings};
+use super::values::is_plain_path;
 
 /// One app's login workflow.
 #[derive(Debug, Clone)]
@@ -64,7 +65,7 @@ pub enum PathPattern {
 
 impl PathPattern {
     pub(super) fn parse(s: &str) -> Option<PathPattern> {
-        if !s.starts_with('/') || s.contains(['?', '#', '%', '\\', ' ']) {
+        if !s.starts_with('/') || !is_plain_path(s) {
             return None;
         }
         let (path, prefix) = match s.strip_suffix("/*") {

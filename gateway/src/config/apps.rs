@@ -15,7 +15,7 @@ use super::app_login::{
 use super::error::{invalid, ConfigError};
 use super::idp::{resolve_idp, Client, ClientAuth, RawIdp, Secret};
 use super::session::{SessionConfig, MIN_KEY_BYTES};
-use super::values::{claim_name, cookie_name, duration, header_name, local_path};
+use super::values::{claim_name, cookie_name, duration, header_name, is_plain_path, local_path};
 
 /// One `[[apps]]` entry: a web app behind the gateway.
 #[derive(Debug, Clone)]
@@ -70,13 +70,15 @@ impl HostPattern {
         if name.contains(':') && !name.starts_with('[') {
             return Err("must not carry a port (ports are ignored when routing)");
         }
-        let valid = name.starts_with('[') && name.ends_with(']')
-            || name.split('.').all(|label| {
+        let valid = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+            Some(ip) => !wild && ip.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => name.split('.').all(|label| {
                 !label.is_empty()
                     && label
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
+            }),
+        };
         if !valid {
             return Err(
                 "is not a host name (letters, digits, '-', '.'; optionally starting with \"*.\")",
@@ -195,7 +197,7 @@ impl RawApp {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if !self.path_prefix.starts_with('/')
-            || self.path_prefix.contains(['?', '#', ' '])
+            || !is_plain_path(&self.path_prefix)
             || self
                 .path_prefix
                 .split('/')
@@ -204,7 +206,9 @@ impl RawApp {
             return Err(invalid(
                 key("path_prefix"),
                 format!(
-                    "{:?} must be an absolute path like \"/\" or \"/api\"",
+                    "{:?} must be an absolute path like \"/\" or \"/api\", of letters, \
+                     digits and -._~!$&'()*+,=:@ (request paths are matched in their \
+                     normal form, where anything else is percent-encoded)",
                     self.path_prefix
                 ),
             ));
@@ -323,7 +327,7 @@ impl RawApp {
         let gateway_path = {
             let p = local_path(&key("gateway_path"), &gateway_path)?;
             let p = p.trim_end_matches('/').to_owned();
-            if p.is_empty() || p.contains('?') {
+            if p.is_empty() || !is_plain_path(&p) {
                 return Err(invalid(
                     key("gateway_path"),
                     format!("{gateway_path:?} must be a path below \"/\", like \"/.gateway\""),

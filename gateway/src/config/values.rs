@@ -87,3 +87,16 @@ pub(super) fn claim_name(key: String, s: String) -> Result<String, ConfigError> 
     }
     Ok(s)
 }
+
+/// A byte a normal request path holds as it is (RFC 3986 `pchar` without
+/// `%` and `;`): the gateway writes every other byte percent-encoded, so a
+/// configured path made of anything else would never match a request.
+pub fn is_plain_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
+}
+
+/// Whether `path` is written as the gateway normalises request paths:
+/// plain bytes between slashes.
+pub(super) fn is_plain_path(path: &str) -> bool {
+    path.bytes().all(|b| b == b'/' || is_plain_path_byte(b))
+}

@@ -23,6 +23,8 @@ use std::borrow::Cow;
 
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 
+use crate::config::values::is_plain_path_byte;
+
 /// A path with no single reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("ambiguous request path: {0}")]
@@ -133,17 +135,11 @@ fn is_normal(path: &str) -> bool {
         if segment == "." || segment == ".." || (segment.is_empty() && !last) {
             return false;
         }
-        if !segment.bytes().all(is_plain) {
+        if !segment.bytes().all(is_plain_path_byte) {
             return false;
         }
     }
     true
-}
-
-/// A byte a normal segment holds as it is: RFC 3986 `pchar` without `%`
-/// and `;` (unreserved, sub-delims but `;`, `:` and `@`).
-fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
 }
 
 /// One segment percent-decoded once, refused when that is not a single,
