@@ -22,5 +22,6 @@ mod shutdown;
 mod streaming;
 mod timeouts;
 mod tls_h2;
+mod tokens;
 mod upstream_errors;
 mod websocket;

@@ -4,9 +4,10 @@
 //! `/api/jwt/refresh`), signs RS256 (JWKS by `kid`) or HS256, and has knobs:
 //! access token lifetime, one-time-use refresh tokens (a replay answers 400
 //! and is counted), refusing every refresh, answering slowly, being down
-//! (503), rotating its signing key, padding its tokens past one cookie's
-//! size; with call counters. Tests can also have it sign claims of their
-//! choosing, and list the refresh tokens still active.
+//! (503), rotating its signing key (published in the JWKS at once, or only
+//! later), padding its tokens past one cookie's size; with call counters.
+//! Tests can also have it sign claims (and header fields) of their choosing,
+//! and list the refresh tokens still active.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -162,6 +163,14 @@ impl TestIdp {
     /// chosen claims.
     pub fn sign_claims(&self, claims: &Value) -> String {
         self.state.sign_value(claims)
+    }
+
+    /// Signs `claims` like [`TestIdp::sign_claims`], with `header`'s fields
+    /// merged into the JOSE header the IdP writes (`alg`, `typ`, `kid`),
+    /// replacing them where named: for genuine signatures over headers a
+    /// real IdP would not write (`crit`, a numeric `kid`).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        self.state.sign_with_header(header, claims)
     }
 
     /// The current RSA signing key's public key, PEM (`-----BEGIN PUBLIC KEY-----`).
@@ -340,6 +349,36 @@ impl State {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(current.kid.clone());
         jsonwebtoken::encode(&header, claims, &current.encoding).expect("sign")
+    }
+
+    fn sign_with_header(&self, extra: &Value, claims: &Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let keys = self.keys.lock().expect("lock");
+        let current = keys.last().expect("a key");
+        let (alg, key, mut header) = if self.hs256 {
+            (
+                Algorithm::HS256,
+                EncodingKey::from_secret(HMAC_SECRET),
+                json!({"alg": "HS256", "typ": "JWT"}),
+            )
+        } else {
+            (
+                Algorithm::RS256,
+                current.encoding.clone(),
+                json!({"alg": "RS256", "typ": "JWT", "kid": current.kid}),
+            )
+        };
+        for (k, v) in extra.as_object().expect("header fields") {
+            header[k] = v.clone();
+        }
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, alg).expect("sign");
+        format!("{message}.{signature}")
     }
 
     fn new_refresh(&self, sub: &str, client: &str, sid: &str) -> String {
