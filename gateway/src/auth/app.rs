@@ -15,7 +15,7 @@ use quick_cache::sync::Cache;
 
 use super::cookies::Sealer;
 use super::csrf::Csrf;
-use super::idp_state::IdpState;
+use super::idp_state::{IdpState, KidSource};
 use super::login::page::LoginPage;
 use super::model::{Checked, Identity, RefreshFailure, RefreshResult, IDENTITY_PREFIX};
 use super::single_flight::SingleFlight;
@@ -205,8 +205,28 @@ impl AppAuth {
         }
     }
 
-    /// Verifies `token` (or finds it verified in the cache) at `now`.
+    /// Verifies `token`, which a client presented (or finds it verified in
+    /// the cache), at `now`. An unknown key id refetches the JWKS at most
+    /// once per `jwks_refetch_interval`.
     pub async fn check(&self, token: &str, now: u64) -> Result<Checked, VerifyError> {
+        self.check_from(token, now, KidSource::Client).await
+    }
+
+    /// Verifies `token`, which the IdP has just issued (password grant or
+    /// refresh), at `now`. An unknown key id always refetches the JWKS;
+    /// [`VerifyError::UnknownKid`] then means the IdP's key set lacks the
+    /// key it signs with: the IdP's trouble, to be answered as "unavailable",
+    /// never as the user's.
+    pub async fn check_issued(&self, token: &str, now: u64) -> Result<Checked, VerifyError> {
+        self.check_from(token, now, KidSource::Issued).await
+    }
+
+    async fn check_from(
+        &self,
+        token: &str,
+        now: u64,
+        source: KidSource,
+    ) -> Result<Checked, VerifyError> {
         if let Some(identity) = self.cached(token.as_bytes()) {
             self.metrics.cache(true);
             return Ok(self.in_time(identity, now));
@@ -215,7 +235,7 @@ impl AppAuth {
         let keys = self.idp.keys();
         let verified = match verify::verify(token, &keys, &self.policy, now) {
             Err(VerifyError::UnknownKid(kid)) => {
-                if !self.idp.refetch_for(&kid).await {
+                if !self.idp.refetch_for(&kid, source).await {
                     return Err(VerifyError::UnknownKid(kid));
                 }
                 let keys = self.idp.keys();

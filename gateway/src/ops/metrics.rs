@@ -38,7 +38,9 @@ pub const REFRESHES_TOTAL: &str = "gateway_refreshes_total";
 /// Requests that shared another request's refresh instead of calling the IdP,
 /// by `app` and `role` (`follower`: joined while it ran; `late`: within the grace period).
 pub const REFRESH_WAITERS_TOTAL: &str = "gateway_refresh_waiters_total";
-/// JWKS fetches, by `reason` (`startup`, `unknown_kid`) and `outcome` (`success`, `failure`).
+/// JWKS fetches, by `reason` (`startup`; `unknown_kid`: a client's token,
+/// rate-limited; `issued_kid`: a token the IdP has just issued) and `outcome`
+/// (`success`, `failure`).
 pub const JWKS_FETCHES_TOTAL: &str = "gateway_jwks_fetches_total";
 /// Token verification cache lookups, by `app` and `result` (`hit`, `miss`).
 pub const TOKEN_CACHE_TOTAL: &str = "gateway_token_cache_total";

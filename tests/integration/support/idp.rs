@@ -39,6 +39,8 @@ struct SigningKey {
     encoding: EncodingKey,
     jwk: Jwk,
     public_pem: String,
+    /// In the JWKS (a key can sign before the IdP publishes it).
+    published: bool,
 }
 
 fn new_rsa_key(kid: &str) -> SigningKey {
@@ -52,6 +54,7 @@ fn new_rsa_key(kid: &str) -> SigningKey {
         encoding,
         jwk,
         public_pem: pair.public_key_pem(),
+        published: true,
     }
 }
 
@@ -151,6 +154,24 @@ impl TestIdp {
         let mut keys = self.state.keys.lock().expect("lock");
         let kid = format!("key-{}", keys.len() + 1);
         keys.push(new_rsa_key(&kid));
+    }
+
+    /// A new signing key becomes current without being published in the
+    /// JWKS (an IdP whose key set lags behind its signer), until
+    /// [`TestIdp::publish_keys`].
+    pub fn rotate_key_unpublished(&self) {
+        let mut keys = self.state.keys.lock().expect("lock");
+        let kid = format!("key-{}", keys.len() + 1);
+        let mut key = new_rsa_key(&kid);
+        key.published = false;
+        keys.push(key);
+    }
+
+    /// Publishes every signing key in the JWKS.
+    pub fn publish_keys(&self) {
+        for key in self.state.keys.lock().expect("lock").iter_mut() {
+            key.published = true;
+        }
     }
 
     /// Whether tokens are signed HS256 with [`HMAC_SECRET`] (else RS256, JWKS by `kid`).
@@ -488,7 +509,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             state.counters.jwks_fetches.fetch_add(1, Ordering::SeqCst);
             let keys = state.keys.lock().expect("lock");
             let set = JwkSet {
-                keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+                keys: keys
+                    .iter()
+                    .filter(|k| k.published)
+                    .map(|k| k.jwk.clone())
+                    .collect(),
             };
             reply(StatusCode::OK, serde_json::to_value(set).expect("jwks"))
         }

@@ -299,7 +299,7 @@ async fn login(
             return Ok(failed(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE));
         }
     };
-    let identity = match auth.check(&tokens.access_token, unix_now()).await {
+    let identity = match auth.check_issued(&tokens.access_token, unix_now()).await {
         Ok(Checked::Valid(identity)) => identity,
         other => {
             let why = match other {
