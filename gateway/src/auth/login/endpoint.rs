@@ -10,8 +10,9 @@
 //!   403 on a bad CSRF token; 429 with `Retry-After` when throttled.
 //! - `GET  {prefix}/logout` a confirmation page (an unmodified app cannot put
 //!   our CSRF token in its own logout link, so it links here).
-//! - `POST {prefix}/logout` CSRF, revoke the refresh token at the IdP (best
-//!   effort), clear the cookies, 302 to the login page or the configured URL.
+//! - `POST {prefix}/logout` CSRF, forget any refresh of the session kept for
+//!   late requests, revoke the refresh token at the IdP (best effort), clear
+//!   the cookies, 302 to the login page or the configured URL.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -347,6 +348,17 @@ async fn logout(auth: &Arc<AppAuth>, req: Request<Incoming>) -> Result<Page, Aut
     let session = session::read(auth, &headers);
     let mut revoked = false;
     if let Some(cookie) = &session.refresh(auth) {
+        // A refresh of this session kept for late requests (by the old token
+        // it answered, or holding this one) must not hand out a new JWT for
+        // the logged-out session during `session.refresh_grace`.
+        let token = cookie.token.as_str();
+        auth.flight.forget(|key, result| {
+            key == token
+                || result.is_some_and(|r| {
+                    r.as_ref()
+                        .is_ok_and(|refreshed| refreshed.refresh.token == token)
+                })
+        });
         match auth.idp.client() {
             Some(idp) => match idp.revoke(&auth.config.client, &cookie.token).await {
                 Ok(()) => revoked = true,
