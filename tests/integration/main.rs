@@ -10,6 +10,7 @@ mod forwarding;
 mod glewlwyd;
 mod identity;
 mod idp_client;
+mod idp_redirects;
 mod layout;
 mod login;
 mod logout;
