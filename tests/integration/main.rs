@@ -13,6 +13,7 @@ mod idp_client;
 mod idp_redirects;
 mod layout;
 mod login;
+mod login_throttle;
 mod logout;
 mod parking;
 mod pooling;

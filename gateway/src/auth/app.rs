@@ -6,12 +6,14 @@
 //! [`Identity`] once and caches it until the token expires, so the steady
 //! state of an authenticated request is one hash lookup.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use quick_cache::sync::Cache;
+use tokio::time::Instant;
 
 use super::cookies::Sealer;
 use super::csrf::Csrf;
@@ -19,7 +21,7 @@ use super::idp_state::{IdpState, KidSource};
 use super::login::page::LoginPage;
 use super::model::{Checked, Identity, RefreshFailure, RefreshResult, IDENTITY_PREFIX};
 use super::single_flight::SingleFlight;
-use super::throttle::Throttle;
+use super::throttle::{self, Throttle};
 use super::verify::{self, Claims, Policy, Verified, VerifyError};
 use crate::config::{AppConfig, Audience, AuthConfig, CookieSpec, LoginConfig, SessionConfig};
 use crate::ops::metrics::AuthMetrics;
@@ -36,9 +38,10 @@ pub fn unix_now() -> u64 {
 pub struct LoginShared {
     /// The `[login]` settings.
     pub config: LoginConfig,
-    /// Attempts per client IP.
+    /// Attempts per client IP (an IPv6 client per /64), whatever the app.
     pub by_ip: Throttle,
-    /// Attempts per app and username.
+    /// Attempts per IdP and username, whatever the app: apps sharing an IdP
+    /// share its users' attempts.
     pub by_user: Throttle,
 }
 
@@ -58,6 +61,18 @@ impl LoginShared {
             ),
             config: config.clone(),
         }
+    }
+
+    /// Takes one attempt from the client address `ip`, or says how long
+    /// until one is available.
+    pub fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.by_ip.check(&throttle::ip_key(ip), now)
+    }
+
+    /// Takes one attempt from `username` at the IdP known as `idp` (its
+    /// token endpoint), or says how long until one is available.
+    pub fn check_user(&self, idp: &str, username: &str, now: Instant) -> Result<(), Duration> {
+        self.by_user.check(&throttle::user_key(idp, username), now)
     }
 }
 

@@ -63,7 +63,8 @@ pub struct LoginConfig {
     pub per_ip_burst: u32,
     /// Attempts a client IP regains per minute.
     pub per_ip_per_minute: u32,
-    /// Attempts one username may burst (per app).
+    /// Attempts one username may burst (per IdP: every app using the same
+    /// IdP shares them).
     pub per_user_burst: u32,
     /// Attempts one username regains per minute.
     pub per_user_per_minute: u32,

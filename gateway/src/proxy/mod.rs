@@ -1,6 +1,7 @@
 //! The reverse-proxy core: listeners, connections and their worker threads,
 //! routing by host and path, forwarding with hop-by-hop and `X-Forwarded-*`
-//! handling, the upstream pool, bodies and request ids.
+//! handling, the client's address behind trusted proxies, the upstream pool,
+//! bodies and request ids.
 //!
 //! It knows nothing of login: it never imports `auth`, `pipeline`, `error` or
 //! `pages`. The request path is handed to it as a [`server::Handler`], and it
@@ -8,6 +9,7 @@
 //! maps to a page.
 
 pub mod body;
+pub mod client_ip;
 pub mod connection;
 pub mod error;
 pub mod forward;

@@ -8,6 +8,10 @@
 //!   generic message (wrong password and unknown user alike, never faster than
 //!   `login.min_failure_time`); 503 and the form when the IdP is unavailable;
 //!   403 on a bad CSRF token; 429 with `Retry-After` when throttled.
+//!   Throttling takes an attempt from the client address first (an IPv6
+//!   client's /64), then, for a form with both fields filled in, from the
+//!   username at the IdP, shared by every app that uses it; an empty field is
+//!   refused with the generic 401 before the username pays for it.
 //! - `GET  {prefix}/logout` a confirmation page (an unmodified app cannot put
 //!   our CSRF token in its own logout link, so it links here).
 //! - `POST {prefix}/logout` CSRF, forget any refresh of the session kept for
@@ -56,7 +60,8 @@ pub fn owns(auth: &AppAuth, path: &str) -> bool {
 /// Who is asking: the client address used for throttling.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
-    /// The client's IP (the peer, or the last hop a trusted proxy added).
+    /// The client's IP (the peer, or behind trusted proxies the first
+    /// untrusted hop of `X-Forwarded-For` from the right).
     pub ip: IpAddr,
 }
 
@@ -257,23 +262,18 @@ async fn login(
     let return_to = return_to::sanitise(field("return_to")).unwrap_or("");
 
     let now = Instant::now();
-    if let Err(wait) = shared.by_ip.check(&caller.ip.to_string(), now) {
+    if let Err(wait) = shared.check_ip(caller.ip, now) {
         auth.metrics.throttled("ip");
         auth.metrics.login("throttled");
         return Err(AuthError::Throttled(wait.as_secs().max(1)));
-    }
-    if !username.is_empty() {
-        let key = format!("{}\n{}", auth.app, username.to_lowercase());
-        if let Err(wait) = shared.by_user.check(&key, now) {
-            auth.metrics.throttled("username");
-            auth.metrics.login("throttled");
-            return Err(AuthError::Throttled(wait.as_secs().max(1)));
-        }
     }
 
     let failed = |status: StatusCode, message: &str| {
         login_form(auth, &headers, status, return_to, username, Some(message))
     };
+    // Before the username's bucket: a form with an empty field never reaches
+    // the IdP, so it must not cost the user one of their attempts (five
+    // empty posts a minute would otherwise lock anyone out).
     if username.is_empty() || password.is_empty() {
         auth.metrics.login("rejected");
         pad(started, shared).await;
@@ -283,6 +283,13 @@ async fn login(
         auth.metrics.login("unavailable");
         return Ok(failed(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE));
     };
+    // The IdP is known by the address the password goes to: every app that
+    // sends it there shares the user's attempts.
+    if let Err(wait) = shared.check_user(idp.endpoints().token.as_str(), username, now) {
+        auth.metrics.throttled("username");
+        auth.metrics.login("throttled");
+        return Err(AuthError::Throttled(wait.as_secs().max(1)));
+    }
     let tokens = match idp
         .password_grant(&auth.config.client, username, password)
         .await
