@@ -46,6 +46,7 @@ impl Error {
             Error::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Error::Auth(e) => match e {
                 AuthError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                AuthError::FormTimeout => StatusCode::REQUEST_TIMEOUT,
                 AuthError::NotFound => StatusCode::NOT_FOUND,
                 AuthError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
                 AuthError::Csrf | AuthError::Forbidden => StatusCode::FORBIDDEN,
@@ -82,6 +83,10 @@ impl Error {
             Error::MissingHost | Error::Auth(AuthError::BadRequest(_)) => {
                 ("Bad request", "The request could not be understood.")
             }
+            Error::Auth(AuthError::FormTimeout) => (
+                "Request timeout",
+                "The form took too long to arrive. Please try again.",
+            ),
             Error::UnknownHost { .. } | Error::Auth(AuthError::NotFound) => {
                 ("Not found", "There is nothing at this address.")
             }
@@ -144,7 +149,7 @@ mod tests {
     #[test]
     fn every_variant_has_its_status() {
         let io = || -> crate::proxy::error::BoxError { Box::new(std::io::Error::other("refused")) };
-        let table: [(Error, u16); 13] = [
+        let table: [(Error, u16); 14] = [
             (Error::MissingHost, 400),
             (Error::UnknownHost { host: "x".into() }, 404),
             (UpstreamError::Unreachable(io()).into(), 502),
@@ -152,6 +157,7 @@ mod tests {
             (AuthError::NotFound.into(), 404),
             (AuthError::MethodNotAllowed.into(), 405),
             (AuthError::BadRequest("x").into(), 400),
+            (AuthError::FormTimeout.into(), 408),
             (AuthError::Csrf.into(), 403),
             (AuthError::Forbidden.into(), 403),
             (AuthError::Throttled(3).into(), 429),

@@ -21,6 +21,7 @@ mod refresh;
 mod routing;
 mod session;
 mod shutdown;
+mod slow_forms;
 mod streaming;
 mod timeouts;
 mod tls_h2;

@@ -17,6 +17,9 @@
 //! - `POST {prefix}/logout` CSRF, forget any refresh of the session kept for
 //!   late requests, revoke the refresh token at the IdP (best effort), clear
 //!   the cookies, 302 to the login page or the configured URL.
+//!
+//! Both forms are read within `login.form_timeout` (408 after it, the body
+//! left unread) and up to 16 KiB (400 beyond).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -92,7 +95,7 @@ pub async fn endpoint(
         }
         ("/login", &Method::POST) => login(auth, shared, caller, req, started).await,
         ("/logout", &Method::GET | &Method::HEAD) => Ok(logout_page(auth, req.headers())),
-        ("/logout", &Method::POST) => logout(auth, req).await,
+        ("/logout", &Method::POST) => logout(auth, shared, req).await,
         ("/login" | "/logout", _) => Err(AuthError::MethodNotAllowed),
         _ => Err(AuthError::NotFound),
     }
@@ -221,13 +224,24 @@ fn query_map(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
+/// Reads a form body of at most [`MAX_FORM_BYTES`] within `timeout`: a
+/// client sending a byte now and then must not hold the request (and its
+/// connection) open for as long as it likes. On time-out the body is
+/// dropped unread, so the connection is not reused.
 async fn read_form(
+    auth: &AppAuth,
+    form: &'static str,
+    timeout: std::time::Duration,
     req: Request<Incoming>,
 ) -> Result<(HeaderMap, HashMap<String, String>), AuthError> {
     let (parts, body) = req.into_parts();
-    let bytes: Bytes = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
+    let collected = tokio::time::timeout(timeout, Limited::new(body, MAX_FORM_BYTES).collect())
         .await
+        .map_err(|_| {
+            auth.metrics.form_timeout(form);
+            AuthError::FormTimeout
+        })?;
+    let bytes: Bytes = collected
         .map_err(|_| AuthError::BadRequest("form too large or unreadable"))?
         .to_bytes();
     let form = url::form_urlencoded::parse(&bytes).into_owned().collect();
@@ -251,7 +265,7 @@ async fn login(
     req: Request<Incoming>,
     started: Instant,
 ) -> Result<Page, AuthError> {
-    let (headers, form) = read_form(req).await?;
+    let (headers, form) = read_form(auth, "login", shared.config.form_timeout, req).await?;
     if !csrf_ok(auth, &headers, &form) {
         auth.metrics.login("csrf");
         return Err(AuthError::Csrf);
@@ -347,8 +361,12 @@ async fn pad(started: Instant, shared: &LoginShared) {
     tokio::time::sleep_until(started + shared.config.min_failure_time).await;
 }
 
-async fn logout(auth: &Arc<AppAuth>, req: Request<Incoming>) -> Result<Page, AuthError> {
-    let (headers, form) = read_form(req).await?;
+async fn logout(
+    auth: &Arc<AppAuth>,
+    shared: &LoginShared,
+    req: Request<Incoming>,
+) -> Result<Page, AuthError> {
+    let (headers, form) = read_form(auth, "logout", shared.config.form_timeout, req).await?;
     if !csrf_ok(auth, &headers, &form) {
         return Err(AuthError::Csrf);
     }
