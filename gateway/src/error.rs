@@ -51,6 +51,7 @@ impl Error {
             Error::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Error::Auth(e) => match e {
                 AuthError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                AuthError::FormTimeout => StatusCode::REQUEST_TIMEOUT,
                 AuthError::NotFound => StatusCode::NOT_FOUND,
                 AuthError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
                 AuthError::Csrf | AuthError::Forbidden => StatusCode::FORBIDDEN,
@@ -87,6 +88,10 @@ impl Error {
             Error::Host(_) | Error::Path(_) | Error::Auth(AuthError::BadRequest(_)) => {
                 ("Bad request", "The request could not be understood.")
             }
+            Error::Auth(AuthError::FormTimeout) => (
+                "Request timeout",
+                "The form took too long to arrive. Please try again.",
+            ),
             Error::UnknownHost { .. } | Error::Auth(AuthError::NotFound) => {
                 ("Not found", "There is nothing at this address.")
             }
@@ -149,7 +154,7 @@ mod tests {
     #[test]
     fn every_variant_has_its_status() {
         let io = || -> crate::proxy::error::BoxError { Box::new(std::io::Error::other("refused")) };
-        let table: [(Error, u16); 15] = [
+        let table: [(Error, u16); 16] = [
             (HostError::Missing.into(), 400),
             (HostError::Repeated.into(), 400),
             (BadPath("backslash").into(), 400),
@@ -159,6 +164,7 @@ mod tests {
             (AuthError::NotFound.into(), 404),
             (AuthError::MethodNotAllowed.into(), 405),
             (AuthError::BadRequest("x").into(), 400),
+            (AuthError::FormTimeout.into(), 408),
             (AuthError::Csrf.into(), 403),
             (AuthError::Forbidden.into(), 403),
             (AuthError::Throttled(3).into(), 429),

@@ -492,20 +492,9 @@ fn drop_gateway_cookies(names: &[Box<str>], response: &mut Response<Body>) {
     }
 }
 
-/// The client's address for throttling: the peer, or, behind a trusted
-/// proxy, the last address that proxy appended to `X-Forwarded-For`.
+/// The client's address for throttling: the peer, or, behind trusted
+/// proxies, the first untrusted hop of `X-Forwarded-For` from the right.
 fn client_ip(conn: &ConnInfo<Gateway>, headers: &http::HeaderMap) -> std::net::IpAddr {
-    if conn.trusted {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|ip| ip.trim().parse().ok())
-            .next_back();
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    conn.peer.ip()
+    let trusted = &conn.handler.config.server.trusted_proxies;
+    crate::proxy::client_ip::client_ip(conn.peer.ip(), headers, trusted)
 }

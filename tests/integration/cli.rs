@@ -223,6 +223,7 @@ fn reference_config_documents_the_defaults() {
         f.min_failure_time, d.min_failure_time,
         "login.min_failure_time"
     );
+    assert_eq!(f.form_timeout, d.form_timeout, "login.form_timeout");
     let f = file.apps[0].auth.as_ref().expect("store has login");
     let d = login.apps[0].auth.as_ref().expect("login app");
     let (fi, di) = (&f.idp, &d.idp);
@@ -535,6 +536,16 @@ fn broken_configs_exit_2_naming_the_key() {
             "unknown key in [session]",
             format!("{IDP}bogus = 1\n{}", login_app("")),
             vec!["session.bogus: unknown key"],
+        ),
+        (
+            "a zero login form timeout",
+            format!("[login]\nform_timeout = \"0s\"\n{APP}"),
+            vec!["login.form_timeout: must be greater than zero"],
+        ),
+        (
+            "a login form timeout that is not a duration",
+            format!("[login]\nform_timeout = \"soon\"\n{APP}"),
+            vec![r#"login.form_timeout: "soon" is not a duration"#],
         ),
         (
             "TLS certificate file does not exist",

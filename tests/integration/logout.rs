@@ -1,11 +1,12 @@
 //! Logout: a CSRF-protected form; submitting it revokes the refresh token at
 //! the IdP, clears both cookies and sends the browser to the login page, even
-//! when the IdP cannot be reached.
+//! when the IdP cannot be reached. A refresh kept for late requests of the
+//! same session is forgotten with it.
 
 use crate::support::auth::{
     assert_login_redirect, assert_no_session_cookies, assert_session_cleared, calls, idp,
-    logged_in, store_app, store_browser, store_gateway, store_upstream, CSRF_COOKIE, JWT_COOKIE,
-    REFRESH_COOKIE,
+    logged_in, sleep_past_expiry, store_app, store_browser, store_gateway, store_upstream,
+    CSRF_COOKIE, JWT_COOKIE, REFRESH_COOKIE,
 };
 use crate::support::browser::{hidden_input, set_cookie, LOGOUT_PATH};
 use crate::support::TestGateway;
@@ -120,4 +121,52 @@ async fn the_fusionauth_dialect_revokes_through_its_api() {
         1,
         "not DELETE /api/jwt/refresh"
     );
+}
+
+#[tokio::test]
+async fn logout_forgets_the_refresh_kept_for_late_requests() {
+    // Rotating refresh tokens or not: the refresh result kept for
+    // `session.refresh_grace` must not outlive the logout.
+    for rotate in [false, true] {
+        let builder = idp().access_ttl(1);
+        let idp = if rotate {
+            builder.rotate_refresh()
+        } else {
+            builder
+        }
+        .start()
+        .await;
+        let store = store_upstream().await;
+        let gw = store_gateway(&idp, store.addr).await;
+        let browser = store_browser(&gw);
+        let jwt = logged_in(&browser).await;
+        let before_refresh = browser.cookies();
+        sleep_past_expiry(&jwt).await;
+        let reply = browser.get("/cart").await;
+        assert_eq!(reply.status, 200, "rotate {rotate}: {}", reply.text());
+        assert!(set_cookie(&reply, JWT_COOKIE).is_some_and(|c| !c.clears()));
+        let reply = browser.logout().await;
+        assert_login_redirect(&reply, "logout");
+        let before = calls(&idp);
+        let seen = store.requests().len();
+
+        // The cookies from before the refresh (the expired JWT and the
+        // refresh cookie that was refreshed), sent again within the grace.
+        let replay = store_browser(&gw);
+        replay.set_cookies(before_refresh.clone());
+        let reply = replay.get("/cart").await;
+        let context = format!("rotate {rotate}: pre-logout cookies after logout");
+        assert_login_redirect(&reply, &context);
+        assert!(
+            set_cookie(&reply, JWT_COOKIE).is_none_or(|c| c.clears()),
+            "{context}: a new JWT: {:?}",
+            reply.headers
+        );
+        replay.set_cookies(before_refresh);
+        let reply = replay.get_json("/api/cart").await;
+        assert_eq!(reply.status, 401, "{context}, API: {}", reply.text());
+        assert!(set_cookie(&reply, JWT_COOKIE).is_none_or(|c| c.clears()));
+        assert_eq!(store.requests().len(), seen, "{context}: forwarded");
+        assert_eq!(calls(&idp).password_grants, before.password_grants);
+    }
 }

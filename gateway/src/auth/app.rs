@@ -6,20 +6,22 @@
 //! [`Identity`] once and caches it until the token expires, so the steady
 //! state of an authenticated request is one hash lookup.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use quick_cache::sync::Cache;
+use tokio::time::Instant;
 
 use super::cookies::Sealer;
 use super::csrf::Csrf;
-use super::idp_state::IdpState;
+use super::idp_state::{IdpState, KidSource};
 use super::login::page::LoginPage;
 use super::model::{Checked, Identity, RefreshFailure, RefreshResult, IDENTITY_PREFIX};
 use super::single_flight::SingleFlight;
-use super::throttle::Throttle;
+use super::throttle::{self, Throttle};
 use super::verify::{self, Claims, Policy, Verified, VerifyError};
 use crate::config::{AppConfig, Audience, AuthConfig, CookieSpec, LoginConfig, SessionConfig};
 use crate::ops::metrics::AuthMetrics;
@@ -36,9 +38,10 @@ pub fn unix_now() -> u64 {
 pub struct LoginShared {
     /// The `[login]` settings.
     pub config: LoginConfig,
-    /// Attempts per client IP.
+    /// Attempts per client IP (an IPv6 client per /64), whatever the app.
     pub by_ip: Throttle,
-    /// Attempts per app and username.
+    /// Attempts per IdP and username, whatever the app: apps sharing an IdP
+    /// share its users' attempts.
     pub by_user: Throttle,
 }
 
@@ -58,6 +61,18 @@ impl LoginShared {
             ),
             config: config.clone(),
         }
+    }
+
+    /// Takes one attempt from the client address `ip`, or says how long
+    /// until one is available.
+    pub fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.by_ip.check(&throttle::ip_key(ip), now)
+    }
+
+    /// Takes one attempt from `username` at the IdP known as `idp` (its
+    /// token endpoint), or says how long until one is available.
+    pub fn check_user(&self, idp: &str, username: &str, now: Instant) -> Result<(), Duration> {
+        self.by_user.check(&throttle::user_key(idp, username), now)
     }
 }
 
@@ -244,8 +259,28 @@ impl AppAuth {
         }
     }
 
-    /// Verifies `token` (or finds it verified in the cache) at `now`.
+    /// Verifies `token`, which a client presented (or finds it verified in
+    /// the cache), at `now`. An unknown key id refetches the JWKS at most
+    /// once per `jwks_refetch_interval`.
     pub async fn check(&self, token: &str, now: u64) -> Result<Checked, VerifyError> {
+        self.check_from(token, now, KidSource::Client).await
+    }
+
+    /// Verifies `token`, which the IdP has just issued (password grant or
+    /// refresh), at `now`. An unknown key id always refetches the JWKS;
+    /// [`VerifyError::UnknownKid`] then means the IdP's key set lacks the
+    /// key it signs with: the IdP's trouble, to be answered as "unavailable",
+    /// never as the user's.
+    pub async fn check_issued(&self, token: &str, now: u64) -> Result<Checked, VerifyError> {
+        self.check_from(token, now, KidSource::Issued).await
+    }
+
+    async fn check_from(
+        &self,
+        token: &str,
+        now: u64,
+        source: KidSource,
+    ) -> Result<Checked, VerifyError> {
         if let Some(identity) = self.cached(token.as_bytes()) {
             self.metrics.cache(true);
             return Ok(self.in_time(identity, now));
@@ -254,7 +289,7 @@ impl AppAuth {
         let keys = self.idp.keys();
         let verified = match verify::verify(token, &keys, &self.policy, now) {
             Err(VerifyError::UnknownKid(kid)) => {
-                if !self.idp.refetch_for(&kid).await {
+                if !self.idp.refetch_for(&kid, source).await {
                     return Err(VerifyError::UnknownKid(kid));
                 }
                 let keys = self.idp.keys();

@@ -17,6 +17,10 @@ pub enum AuthError {
     /// A form the gateway reads was too large or unreadable.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The login or logout form did not arrive whole within
+    /// `login.form_timeout` (a client trickling its body).
+    #[error("form not received in time")]
+    FormTimeout,
     /// The login or logout form came without a valid CSRF token.
     #[error("CSRF token missing or invalid")]
     Csrf,

@@ -17,6 +17,10 @@
 //!
 //! Error bodies differ (FusionAuth: `invalid_grant` JSON; Glewlwyd: 403 with
 //! an empty body), so only the status decides.
+//!
+//! No redirect is ever followed: a 307 or 308 from the token endpoint would
+//! have the client post the user's password, a refresh token or the client
+//! secret again to wherever `Location` points. Any 3xx is "unavailable".
 
 use std::time::Duration;
 
@@ -58,14 +62,16 @@ pub struct Tokens {
 /// Why the IdP gave no tokens.
 #[derive(Debug, thiserror::Error)]
 pub enum IdpError {
-    /// The IdP answered with a 4xx: credentials or token refused.
+    /// The IdP answered with a 4xx (but 408 and 429): credentials or token
+    /// refused.
     #[error("the identity provider refused: HTTP {status}")]
     Rejected {
         /// The status it answered with.
         status: u16,
     },
-    /// The IdP could not be reached, timed out, failed (5xx) or answered
-    /// something unreadable.
+    /// The IdP could not be reached, timed out, failed (5xx), was busy (408,
+    /// 429), redirected (3xx, never followed) or answered something
+    /// unreadable.
     #[error("the identity provider is unavailable: {0}")]
     Unavailable(String),
 }
@@ -97,6 +103,7 @@ impl Idp {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| IdpError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
         Ok(Idp { http, endpoints })
@@ -245,6 +252,7 @@ pub async fn discover(issuer: &str, timeout: Duration) -> Result<Discovered, Idp
     );
     let http = reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| IdpError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
     let response = http.get(url).send().await.map_err(unavailable)?;
@@ -290,6 +298,11 @@ fn unavailable(e: reqwest::Error) -> IdpError {
 fn check_status(status: reqwest::StatusCode) -> Result<(), IdpError> {
     if status.is_success() {
         Ok(())
+    } else if status.is_redirection() {
+        // Never followed (see the module docs); not a refusal either.
+        Err(IdpError::Unavailable(format!(
+            "HTTP {status}: redirects are not followed"
+        )))
     } else if status == reqwest::StatusCode::TOO_MANY_REQUESTS
         || status == reqwest::StatusCode::REQUEST_TIMEOUT
     {
@@ -338,7 +351,9 @@ mod tests {
                 matches!(check_status(status), Err(IdpError::Rejected { status: s }) if s == refused)
             );
         }
-        for down in [408, 429, 500, 502, 503, 504] {
+        for down in [
+            300, 301, 302, 303, 304, 307, 308, 408, 429, 500, 502, 503, 504,
+        ] {
             let status = reqwest::StatusCode::from_u16(down).expect("status");
             assert!(matches!(
                 check_status(status),

@@ -1,9 +1,11 @@
 //! An IdP as the gateway uses it: its HTTP client and its signing keys.
 //!
 //! Endpoints come from the config or from OIDC discovery, keys from the JWKS
-//! (fetched at start-up in the background, and again, rate-limited, when a
-//! token names a key id not seen yet, so key rotation at the IdP needs no
-//! restart). Shared by every app with the same IdP settings.
+//! (fetched at start-up in the background, and again when a token names a
+//! key id not seen yet, so key rotation at the IdP needs no restart: at most
+//! once per `jwks_refetch_interval` for tokens clients present, whenever
+//! needed for tokens the IdP has just issued). Shared by every app with the
+//! same IdP settings.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -178,21 +180,36 @@ impl IdpState {
     }
 
     /// A token named `kid`, which the current keys lack: fetch the JWKS
-    /// again, unless the last such fetch was under the configured interval
-    /// ago. Concurrent callers share one fetch. True if `kid` is now known.
-    pub async fn refetch_for(&self, kid: &str) -> bool {
+    /// again. Concurrent callers share one fetch (a fetch that started after
+    /// the caller asked is as fresh as its own would be). A token a client
+    /// presented ([`KidSource::Client`]) causes a fetch only if the last one
+    /// was at least the configured interval ago, so random key ids cannot
+    /// hammer the IdP; a token the IdP has just issued
+    /// ([`KidSource::Issued`]) always may, so that such a flood cannot use
+    /// up the budget a real rotation needs. True if `kid` is now known.
+    pub async fn refetch_for(&self, kid: &str, source: KidSource) -> bool {
+        let asked = Instant::now();
         let mut last = self.refetched.lock().await;
         if self.keys.load().has_kid(kid) {
             return true;
         }
-        if last.is_some_and(|at| at.elapsed() < self.settings.jwks_refetch_interval) {
+        if last.is_some_and(|at| at >= asked) {
+            return false;
+        }
+        if source == KidSource::Client
+            && last.is_some_and(|at| at.elapsed() < self.settings.jwks_refetch_interval)
+        {
             return false;
         }
         let Some(client) = self.client() else {
             return false;
         };
         *last = Some(Instant::now());
-        match self.fetch(&client, "unknown_kid").await {
+        let reason = match source {
+            KidSource::Client => "unknown_kid",
+            KidSource::Issued => "issued_kid",
+        };
+        match self.fetch(&client, reason).await {
             Ok(()) => {
                 self.ready.store(true, Ordering::Release);
                 self.keys.load().has_kid(kid)
@@ -203,6 +220,16 @@ impl IdpState {
             }
         }
     }
+}
+
+/// Where a token with an unknown key id came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KidSource {
+    /// A client presented it (a cookie): refetches are rate-limited.
+    Client,
+    /// The IdP has just issued it (password grant, refresh): a refetch is
+    /// always allowed, since only a real grant at the IdP produces one.
+    Issued,
 }
 
 fn build_client(settings: &IdpSettings, found: idp::Discovered) -> Option<Idp> {

@@ -160,7 +160,7 @@ async fn refresh(auth: &AppAuth, cookie: RefreshCookie, jwt: Option<String>) -> 
             return Err(RefreshFailure::Unavailable);
         }
     };
-    match auth.check(&tokens.access_token, unix_now()).await {
+    match auth.check_issued(&tokens.access_token, unix_now()).await {
         Ok(Checked::Valid(identity)) => {
             auth.metrics.refresh("success");
             Ok(Arc::new(Refreshed {
@@ -172,6 +172,15 @@ async fn refresh(auth: &AppAuth, cookie: RefreshCookie, jwt: Option<String>) -> 
                 },
                 identity,
             }))
+        }
+        Err(VerifyError::UnknownKid(kid)) => {
+            // The JWKS (fetched again just now) lacks the key the IdP signs
+            // with, or could not be fetched: the IdP is not in a state to
+            // serve this refresh. The session stays; the next request tries
+            // again.
+            tracing::warn!(kid, "the IdP's refreshed JWT names a key its JWKS lacks");
+            auth.metrics.refresh("unavailable");
+            Err(RefreshFailure::Unavailable)
         }
         other => {
             let why = match other {

@@ -12,10 +12,15 @@
 //! that goes away (client closed the tab) cannot strand the others. Keys are spread over shards, each with
 //! its own short-held lock: no global lock, and the lock is never held across
 //! an await.
+//!
+//! [`SingleFlight::forget`] drops kept results (and the right of running
+//! work to keep its own) on demand: a logout must not leave a refresh of the
+//! session it ended answering late requests.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,8 +30,21 @@ use tokio::time::Instant;
 const SHARDS: usize = 16;
 
 enum Entry<V> {
-    Running(watch::Receiver<Option<V>>),
-    Done { value: V, until: Instant },
+    /// Work under way; `run` tells this run from a later one for the same key.
+    Running {
+        run: u64,
+        rx: watch::Receiver<Option<V>>,
+    },
+    Done {
+        value: V,
+        until: Instant,
+    },
+}
+
+impl<V> Entry<V> {
+    fn is_run(&self, id: u64) -> bool {
+        matches!(self, Entry::Running { run, .. } if *run == id)
+    }
 }
 
 /// Who did the work for a caller.
@@ -48,6 +66,7 @@ pub struct SingleFlight<V> {
     shards: Arc<Vec<Shard<V>>>,
     hasher: std::collections::hash_map::RandomState,
     reusable: fn(&V) -> bool,
+    runs: AtomicU64,
 }
 
 impl<V> Default for SingleFlight<V> {
@@ -65,6 +84,7 @@ impl<V> SingleFlight<V> {
             shards: Arc::new((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect()),
             hasher: std::collections::hash_map::RandomState::new(),
             reusable,
+            runs: AtomicU64::new(0),
         }
     }
 }
@@ -100,10 +120,17 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
             shard.retain(|_, e| !matches!(e, Entry::Done { until, .. } if *until <= now));
             match shard.get(key) {
                 Some(Entry::Done { value, .. }) => return Some((value.clone(), Role::Late)),
-                Some(Entry::Running(rx)) => (rx.clone(), Role::Follower),
+                Some(Entry::Running { rx, .. }) => (rx.clone(), Role::Follower),
                 None => {
                     let (tx, rx) = watch::channel(None);
-                    shard.insert(key.to_owned(), Entry::Running(rx.clone()));
+                    let run = self.runs.fetch_add(1, Ordering::Relaxed);
+                    shard.insert(
+                        key.to_owned(),
+                        Entry::Running {
+                            run,
+                            rx: rx.clone(),
+                        },
+                    );
                     let fut = work();
                     let shards = self.shards.clone();
                     let key = key.to_owned();
@@ -112,17 +139,21 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
                     tokio::spawn(async move {
                         let value = fut.await;
                         let mut shard = lock(&shards[index]);
-                        if reusable(&value) {
-                            let until = Instant::now() + grace;
-                            shard.insert(
-                                key,
-                                Entry::Done {
-                                    value: value.clone(),
-                                    until,
-                                },
-                            );
-                        } else {
-                            shard.remove(&key);
+                        // Only this run's own entry is replaced: a forgotten
+                        // run (see `forget`) records nothing.
+                        if shard.get(&key).is_some_and(|e| e.is_run(run)) {
+                            if reusable(&value) {
+                                let until = Instant::now() + grace;
+                                shard.insert(
+                                    key,
+                                    Entry::Done {
+                                        value: value.clone(),
+                                        until,
+                                    },
+                                );
+                            } else {
+                                shard.remove(&key);
+                            }
                         }
                         drop(shard);
                         let _ = tx.send(Some(value));
@@ -138,10 +169,28 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
             if rx.changed().await.is_err() {
                 let value = rx.borrow().clone();
                 if value.is_none() {
-                    lock(&self.shards[index]).remove(key);
+                    // The work died: drop its entry (only if still running,
+                    // never a result recorded since).
+                    let mut shard = lock(&self.shards[index]);
+                    if matches!(shard.get(key), Some(Entry::Running { .. })) {
+                        shard.remove(key);
+                    }
                 }
                 return value.map(|v| (v, role));
             }
+        }
+    }
+
+    /// Forgets every kept result for which `stale(key, Some(result))` holds,
+    /// and every running work for which `stale(key, None)` holds (its callers
+    /// still get its result; it is just not kept for later ones). Visits every
+    /// shard, one short lock at a time: for rare events such as a logout.
+    pub fn forget(&self, stale: impl Fn(&str, Option<&V>) -> bool) {
+        for shard in self.shards.iter() {
+            lock(shard).retain(|key, entry| match entry {
+                Entry::Done { value, .. } => !stale(key, Some(value)),
+                Entry::Running { .. } => !stale(key, None),
+            });
         }
     }
 }
@@ -265,6 +314,55 @@ mod tests {
             .expect("task")
             .expect("a result");
         assert_eq!((value, role), (1, Role::Follower));
+    }
+
+    #[tokio::test]
+    async fn forgotten_results_are_not_reused_and_forgotten_runs_not_kept() {
+        let flight = Arc::new(SingleFlight::<&'static str>::default());
+        let now = Instant::now();
+        assert_eq!(
+            flight.run("rt-1", now, GRACE, || async { "rt-2" }).await,
+            Some(("rt-2", Role::Leader))
+        );
+        assert_eq!(
+            flight.run("rt-9", now, GRACE, || async { "rt-9" }).await,
+            Some(("rt-9", Role::Leader))
+        );
+        // Forget the result that holds rt-2 (by value), not rt-9's.
+        flight.forget(|_, value| value == Some(&"rt-2"));
+        assert_eq!(
+            flight.run("rt-1", now, GRACE, || async { "again" }).await,
+            Some(("again", Role::Leader))
+        );
+        assert_eq!(
+            flight.run("rt-9", now, GRACE, || async { "x" }).await,
+            Some(("rt-9", Role::Late))
+        );
+
+        // Work running while it is forgotten: its caller gets the result,
+        // later callers do not.
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let (f, g) = (flight.clone(), gate.clone());
+        let leader = tokio::spawn(async move {
+            f.run("rt-5", Instant::now(), GRACE, || async move {
+                g.notified().await;
+                "late result"
+            })
+            .await
+        });
+        tokio::task::yield_now().await;
+        flight.forget(|key, _| key == "rt-5");
+        gate.notify_one();
+        assert_eq!(
+            leader.await.expect("task"),
+            Some(("late result", Role::Leader))
+        );
+        assert_eq!(
+            flight
+                .run("rt-5", Instant::now(), GRACE, || async { "fresh" })
+                .await,
+            Some(("fresh", Role::Leader))
+        );
     }
 
     #[tokio::test]

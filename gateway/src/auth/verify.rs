@@ -10,6 +10,13 @@
 //! stolen-refresh-token attack). Failure: a [`VerifyError`] naming the check
 //! that failed, for the logs; the client only ever learns "log in again".
 //!
+//! The JOSE header is read by hand before anything else: a `crit` member
+//! (RFC 7515 §4.1.11: extensions the recipient must understand; the gateway
+//! understands none) or a `kid` that is not a string refuses the token. The
+//! time claims `exp`, `nbf` and `iat` must be numbers where present (a string
+//! `nbf` must not pass as "no `nbf`"), and `iat` may not lie in the future
+//! beyond the leeway.
+//!
 //! Key selection: HMAC algorithms use the configured shared secret (FusionAuth
 //! and Glewlwyd do not publish HMAC keys); asymmetric ones use the JWKS key
 //! named by `kid`. The algorithm must be in the allow-list *and* of the key's
@@ -39,6 +46,21 @@ impl Claims {
                 .as_u64()
                 .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
             _ => None,
+        }
+    }
+
+    /// A numeric date claim that must be a number if present (RFC 7519 §2
+    /// NumericDate): absent is `Ok(None)`, a number before the epoch counts
+    /// as the epoch, anything else (a string, `null`, …) is an error.
+    fn numeric_date(&self, name: &'static str) -> Result<Option<u64>, VerifyError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(Some(
+                n.as_u64()
+                    .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                    .unwrap_or(0),
+            )),
+            Some(_) => Err(VerifyError::ClaimType(name)),
         }
     }
 
@@ -77,7 +99,7 @@ pub struct Policy {
     pub client_claim: String,
     /// The app's own client id.
     pub client_id: String,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway: u64,
 }
 
@@ -146,6 +168,16 @@ pub enum VerifyError {
     /// Not a JWT at all, or claims that are not a JSON object.
     #[error("malformed token")]
     Malformed,
+    /// The header names extensions the recipient must understand (`crit`,
+    /// RFC 7515 §4.1.11); the gateway understands none.
+    #[error("critical header extensions the gateway does not understand")]
+    Critical,
+    /// A header member of the wrong type (a `kid` that is not a string).
+    #[error("header member {0:?} has the wrong type")]
+    HeaderType(&'static str),
+    /// A time claim (`exp`, `nbf`, `iat`) that is not a number.
+    #[error("claim {0:?} is not a number")]
+    ClaimType(&'static str),
     /// The header's algorithm is not allowed, or does not fit the key.
     #[error("algorithm {0} not allowed")]
     Algorithm(String),
@@ -171,6 +203,9 @@ pub enum VerifyError {
     /// `nbf` is in the future.
     #[error("not yet valid")]
     NotYetValid,
+    /// `iat` is in the future beyond the leeway.
+    #[error("issued in the future")]
+    IssuedInFuture,
     /// No `exp`: such a token would never expire.
     #[error("no expiry")]
     NoExpiry,
@@ -183,20 +218,29 @@ pub fn verify(
     policy: &Policy,
     now: u64,
 ) -> Result<Verified, VerifyError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-    let alg = header.alg;
+    let header = jose_header(token)?;
+    let alg = header
+        .get("alg")
+        .cloned()
+        .and_then(|a| serde_json::from_value::<Algorithm>(a).ok())
+        .ok_or(VerifyError::Malformed)?;
     if !policy.algorithms.contains(&alg) {
         return Err(VerifyError::Algorithm(format!("{alg:?}")));
     }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(VerifyError::HeaderType("kid")),
+    };
     let key = match alg {
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             keys.hmac.as_ref().ok_or(VerifyError::NoKey)?
         }
-        _ => match &header.kid {
+        _ => match kid {
             Some(kid) => keys
                 .by_kid
                 .get(kid)
-                .ok_or_else(|| VerifyError::UnknownKid(kid.clone()))?,
+                .ok_or_else(|| VerifyError::UnknownKid(kid.to_owned()))?,
             // Without `kid`, only an unambiguous key set will do.
             None if keys.by_kid.len() == 1 => {
                 keys.by_kid.values().next().ok_or(VerifyError::NoKey)?
@@ -245,17 +289,43 @@ pub fn verify(
     {
         return Err(VerifyError::Client);
     }
-    if let Some(nbf) = claims.time("nbf") {
-        if nbf > now.saturating_add(policy.leeway) {
-            return Err(VerifyError::NotYetValid);
-        }
+    let exp = claims.numeric_date("exp")?;
+    let nbf = claims.numeric_date("nbf")?;
+    let iat = claims.numeric_date("iat")?;
+    if nbf.is_some_and(|nbf| nbf > now.saturating_add(policy.leeway)) {
+        return Err(VerifyError::NotYetValid);
     }
-    let exp = claims.time("exp").ok_or(VerifyError::NoExpiry)?;
+    if iat.is_some_and(|iat| iat > now.saturating_add(policy.leeway)) {
+        return Err(VerifyError::IssuedInFuture);
+    }
+    let exp = exp.ok_or(VerifyError::NoExpiry)?;
     if now >= exp.saturating_add(policy.leeway) {
         Ok(Verified::Expired(claims))
     } else {
         Ok(Verified::Valid(claims))
     }
+}
+
+/// The token's JOSE header as a JSON object, refused if it carries `crit`.
+///
+/// Read here rather than through `jsonwebtoken::decode_header`, whose
+/// `Header` has a `crit` field it never enforces; the signature check below
+/// parses the header again, once per token (verified tokens are cached).
+fn jose_header(token: &str) -> Result<Map<String, Value>, VerifyError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().ok_or(VerifyError::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| VerifyError::Malformed)?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)?;
+    // RFC 7515 §4.1.11: a recipient that does not understand every listed
+    // extension must refuse the JWS; an empty or malformed `crit` is an
+    // error too. The gateway understands no extension, so any `crit` goes.
+    if header.contains_key("crit") {
+        return Err(VerifyError::Critical);
+    }
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -435,6 +505,104 @@ mod tests {
             Err(VerifyError::Malformed)
         );
         assert_eq!(verify("", &keys, &p, NOW), Err(VerifyError::Malformed));
+    }
+
+    /// Signs `claims` with `key` under exactly the JOSE header `header`.
+    fn sign_raw(key: &Rsa, header: &Value, claims: &Value) -> String {
+        use base64::Engine;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let message = format!("{}.{}", b64(header), b64(claims));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, Algorithm::RS256)
+                .expect("sign");
+        format!("{message}.{signature}")
+    }
+
+    #[test]
+    fn headers_and_time_claims_it_cannot_honour_are_refused() {
+        let key = rsa("k1");
+        let keys = Keys::new(Some(&key.jwks), None);
+        let p = policy();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
+        // Control: the hand-built token verifies.
+        assert!(matches!(
+            verify(&sign_raw(&key, &header, &claims()), &keys, &p, NOW),
+            Ok(Verified::Valid(_))
+        ));
+
+        let with_header = |field: &str, value: Value| {
+            let mut h = header.clone();
+            h[field] = value;
+            sign_raw(&key, &h, &claims())
+        };
+        for crit in [json!(["exp"]), json!([]), json!("b64"), json!(null)] {
+            assert_eq!(
+                verify(&with_header("crit", crit.clone()), &keys, &p, NOW),
+                Err(VerifyError::Critical),
+                "crit {crit}"
+            );
+        }
+        for kid in [json!(1), json!(["k1"]), json!(null), json!({"k": "k1"})] {
+            assert_eq!(
+                verify(&with_header("kid", kid.clone()), &keys, &p, NOW),
+                Err(VerifyError::HeaderType("kid")),
+                "kid {kid}"
+            );
+        }
+
+        let with_claim = |name: &str, value: Value| {
+            let mut c = claims();
+            c[name] = value;
+            sign_rs(&key, Some("k1"), &c)
+        };
+        for name in ["exp", "nbf", "iat"] {
+            for value in [json!("1800000000"), json!(null), json!(true)] {
+                assert_eq!(
+                    verify(&with_claim(name, value.clone()), &keys, &p, NOW),
+                    Err(VerifyError::ClaimType(name)),
+                    "{name} = {value}"
+                );
+            }
+            // jsonwebtoken itself already fails on some shapes: refused either way.
+            assert!(verify(&with_claim(name, json!([1])), &keys, &p, NOW).is_err());
+        }
+        // iat in the future: beyond the leeway refused, within it accepted.
+        assert_eq!(
+            verify(&with_claim("iat", json!(NOW + 6)), &keys, &p, NOW),
+            Err(VerifyError::IssuedInFuture)
+        );
+        assert!(matches!(
+            verify(&with_claim("iat", json!(NOW + 5)), &keys, &p, NOW),
+            Ok(Verified::Valid(_))
+        ));
+        // Fractional and pre-epoch dates are still numbers.
+        assert!(matches!(
+            verify(&with_claim("iat", json!(-5)), &keys, &p, NOW),
+            Ok(Verified::Valid(_))
+        ));
+        assert!(matches!(
+            verify(
+                &with_claim("nbf", json!((NOW - 1) as f64 + 0.5)),
+                &keys,
+                &p,
+                NOW
+            ),
+            Ok(Verified::Valid(_))
+        ));
+        // A header that is not JSON, or has no usable alg.
+        let claims_part = claims().to_string();
+        for bad in [
+            "bm90IGpzb24.e30.c2ln".to_owned(),
+            sign_raw(&key, &json!({"kid": "k1"}), &claims()),
+            sign_raw(&key, &json!({"alg": 7, "kid": "k1"}), &claims()),
+        ] {
+            assert_eq!(
+                verify(&bad, &keys, &p, NOW),
+                Err(VerifyError::Malformed),
+                "{bad} {claims_part}"
+            );
+        }
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub struct IdpSettings {
     pub email_claim: String,
     /// Claim holding the user's roles.
     pub roles_claim: String,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
     /// Timeout of each call to the IdP.
     pub timeout: Duration,

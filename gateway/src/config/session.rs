@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::error::{invalid, ConfigError};
 use super::idp::Secret;
-use super::values::duration_or_zero;
+use super::values::{duration, duration_or_zero};
 
 /// A cookie key shorter than this is refused at start-up.
 pub const MIN_KEY_BYTES: usize = 32;
@@ -63,7 +63,8 @@ pub struct LoginConfig {
     pub per_ip_burst: u32,
     /// Attempts a client IP regains per minute.
     pub per_ip_per_minute: u32,
-    /// Attempts one username may burst (per app).
+    /// Attempts one username may burst (per IdP: every app using the same
+    /// IdP shares them).
     pub per_user_burst: u32,
     /// Attempts one username regains per minute.
     pub per_user_per_minute: u32,
@@ -71,6 +72,8 @@ pub struct LoginConfig {
     pub throttle_max_keys: usize,
     /// A failed login never answers sooner than this after it arrived.
     pub min_failure_time: Duration,
+    /// The login and logout forms must arrive whole within this (408 after).
+    pub form_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +116,7 @@ pub(super) struct RawLogin {
     per_user_per_minute: u32,
     throttle_max_keys: usize,
     min_failure_time: String,
+    form_timeout: String,
 }
 
 impl Default for RawLogin {
@@ -124,6 +128,7 @@ impl Default for RawLogin {
             per_user_per_minute: 5,
             throttle_max_keys: 100_000,
             min_failure_time: "400ms".into(),
+            form_timeout: "10s".into(),
         }
     }
 }
@@ -180,6 +185,7 @@ impl RawLogin {
             per_user_per_minute: self.per_user_per_minute,
             throttle_max_keys: self.throttle_max_keys,
             min_failure_time: duration_or_zero("login.min_failure_time", &self.min_failure_time)?,
+            form_timeout: duration("login.form_timeout", &self.form_timeout)?,
         })
     }
 }

@@ -45,12 +45,17 @@ pub const REFRESHES_TOTAL: &str = "gateway_refreshes_total";
 /// Requests that shared another request's refresh instead of calling the IdP,
 /// by `app` and `role` (`follower`: joined while it ran; `late`: within the grace period).
 pub const REFRESH_WAITERS_TOTAL: &str = "gateway_refresh_waiters_total";
-/// JWKS fetches, by `reason` (`startup`, `unknown_kid`) and `outcome` (`success`, `failure`).
+/// JWKS fetches, by `reason` (`startup`; `unknown_kid`: a client's token,
+/// rate-limited; `issued_kid`: a token the IdP has just issued) and `outcome`
+/// (`success`, `failure`).
 pub const JWKS_FETCHES_TOTAL: &str = "gateway_jwks_fetches_total";
 /// Token verification cache lookups, by `app` and `result` (`hit`, `miss`).
 pub const TOKEN_CACHE_TOTAL: &str = "gateway_token_cache_total";
 /// Login attempts refused by throttling, by `app` and `by` (`ip`, `username`).
 pub const LOGIN_THROTTLED_TOTAL: &str = "gateway_login_throttled_total";
+/// Login and logout forms that did not arrive within `login.form_timeout`
+/// (answered 408), by `app` and `form` (`login`, `logout`).
+pub const FORM_TIMEOUTS_TOTAL: &str = "gateway_form_timeouts_total";
 
 /// The `app` label of requests that matched no app.
 pub const NO_APP: &str = "(none)";
@@ -132,6 +137,10 @@ fn describe() {
     metrics::describe_counter!(
         LOGIN_THROTTLED_TOTAL,
         "Login attempts refused by throttling, by app and key kind."
+    );
+    metrics::describe_counter!(
+        FORM_TIMEOUTS_TOTAL,
+        "Login and logout forms not received within login.form_timeout, by app and form."
     );
     metrics::describe_gauge!(
         PARKED_CONNECTIONS,
@@ -297,6 +306,11 @@ impl AuthMetrics {
     /// A login attempt refused by throttling (`ip` or `username`).
     pub fn throttled(&self, by: &'static str) {
         metrics::counter!(LOGIN_THROTTLED_TOTAL, "app" => self.name, "by" => by).increment(1);
+    }
+
+    /// A login or logout form (`login`, `logout`) not received in time.
+    pub fn form_timeout(&self, form: &'static str) {
+        metrics::counter!(FORM_TIMEOUTS_TOTAL, "app" => self.name, "form" => form).increment(1);
     }
 }
 

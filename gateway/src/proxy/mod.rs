@@ -1,7 +1,8 @@
 //! The reverse-proxy core: listeners, connection caps, connections and their
-//! worker threads, routing by host and path, forwarding with hop-by-hop and
-//! `X-Forwarded-*` handling, upgraded tunnels, the upstream pool, bodies and
-//! request ids.
+//! worker threads, one meaning per request (host and path), routing, the
+//! client's headers cleaned, forwarding with hop-by-hop and `X-Forwarded-*`
+//! handling, the client's address behind trusted proxies, upgraded tunnels,
+//! the upstream pool, bodies and request ids.
 //!
 //! It knows nothing of login: it never imports `auth`, `pipeline`, `error` or
 //! `pages`. The request path is handed to it as a [`server::Handler`], and it
@@ -10,6 +11,7 @@
 
 pub mod admission;
 pub mod body;
+pub mod client_ip;
 pub mod connection;
 pub mod error;
 pub mod forward;

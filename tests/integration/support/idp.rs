@@ -4,9 +4,10 @@
 //! `/api/jwt/refresh`), signs RS256 (JWKS by `kid`) or HS256, and has knobs:
 //! access token lifetime, one-time-use refresh tokens (a replay answers 400
 //! and is counted), refusing every refresh, answering slowly, being down
-//! (503), rotating its signing key, padding its tokens past one cookie's
-//! size; with call counters. Tests can also have it sign claims of their
-//! choosing, and list the refresh tokens still active.
+//! (503), rotating its signing key (published in the JWKS at once, or only
+//! later), padding its tokens past one cookie's size; with call counters.
+//! Tests can also have it sign claims (and header fields) of their choosing,
+//! and list the refresh tokens still active.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,6 +39,8 @@ struct SigningKey {
     encoding: EncodingKey,
     jwk: Jwk,
     public_pem: String,
+    /// In the JWKS (a key can sign before the IdP publishes it).
+    published: bool,
 }
 
 fn new_rsa_key(kid: &str) -> SigningKey {
@@ -51,6 +54,7 @@ fn new_rsa_key(kid: &str) -> SigningKey {
         encoding,
         jwk,
         public_pem: pair.public_key_pem(),
+        published: true,
     }
 }
 
@@ -152,6 +156,24 @@ impl TestIdp {
         keys.push(new_rsa_key(&kid));
     }
 
+    /// A new signing key becomes current without being published in the
+    /// JWKS (an IdP whose key set lags behind its signer), until
+    /// [`TestIdp::publish_keys`].
+    pub fn rotate_key_unpublished(&self) {
+        let mut keys = self.state.keys.lock().expect("lock");
+        let kid = format!("key-{}", keys.len() + 1);
+        let mut key = new_rsa_key(&kid);
+        key.published = false;
+        keys.push(key);
+    }
+
+    /// Publishes every signing key in the JWKS.
+    pub fn publish_keys(&self) {
+        for key in self.state.keys.lock().expect("lock").iter_mut() {
+            key.published = true;
+        }
+    }
+
     /// Whether tokens are signed HS256 with [`HMAC_SECRET`] (else RS256, JWKS by `kid`).
     pub fn is_hs256(&self) -> bool {
         self.state.hs256
@@ -162,6 +184,14 @@ impl TestIdp {
     /// chosen claims.
     pub fn sign_claims(&self, claims: &Value) -> String {
         self.state.sign_value(claims)
+    }
+
+    /// Signs `claims` like [`TestIdp::sign_claims`], with `header`'s fields
+    /// merged into the JOSE header the IdP writes (`alg`, `typ`, `kid`),
+    /// replacing them where named: for genuine signatures over headers a
+    /// real IdP would not write (`crit`, a numeric `kid`).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        self.state.sign_with_header(header, claims)
     }
 
     /// The current RSA signing key's public key, PEM (`-----BEGIN PUBLIC KEY-----`).
@@ -342,6 +372,36 @@ impl State {
         jsonwebtoken::encode(&header, claims, &current.encoding).expect("sign")
     }
 
+    fn sign_with_header(&self, extra: &Value, claims: &Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let keys = self.keys.lock().expect("lock");
+        let current = keys.last().expect("a key");
+        let (alg, key, mut header) = if self.hs256 {
+            (
+                Algorithm::HS256,
+                EncodingKey::from_secret(HMAC_SECRET),
+                json!({"alg": "HS256", "typ": "JWT"}),
+            )
+        } else {
+            (
+                Algorithm::RS256,
+                current.encoding.clone(),
+                json!({"alg": "RS256", "typ": "JWT", "kid": current.kid}),
+            )
+        };
+        for (k, v) in extra.as_object().expect("header fields") {
+            header[k] = v.clone();
+        }
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, alg).expect("sign");
+        format!("{message}.{signature}")
+    }
+
     fn new_refresh(&self, sub: &str, client: &str, sid: &str) -> String {
         let token = format!("rt-{}", self.next.fetch_add(1, Ordering::SeqCst));
         self.refresh_tokens.lock().expect("lock").insert(
@@ -449,7 +509,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             state.counters.jwks_fetches.fetch_add(1, Ordering::SeqCst);
             let keys = state.keys.lock().expect("lock");
             let set = JwkSet {
-                keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+                keys: keys
+                    .iter()
+                    .filter(|k| k.published)
+                    .map(|k| k.jwk.clone())
+                    .collect(),
             };
             reply(StatusCode::OK, serde_json::to_value(set).expect("jwks"))
         }

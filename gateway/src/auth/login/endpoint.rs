@@ -8,10 +8,18 @@
 //!   generic message (wrong password and unknown user alike, never faster than
 //!   `login.min_failure_time`); 503 and the form when the IdP is unavailable;
 //!   403 on a bad CSRF token; 429 with `Retry-After` when throttled.
+//!   Throttling takes an attempt from the client address first (an IPv6
+//!   client's /64), then, for a form with both fields filled in, from the
+//!   username at the IdP, shared by every app that uses it; an empty field is
+//!   refused with the generic 401 before the username pays for it.
 //! - `GET  {prefix}/logout` a confirmation page (an unmodified app cannot put
 //!   our CSRF token in its own logout link, so it links here).
-//! - `POST {prefix}/logout` CSRF, revoke the refresh token at the IdP (best
-//!   effort), clear the cookies, 302 to the login page or the configured URL.
+//! - `POST {prefix}/logout` CSRF, forget any refresh of the session kept for
+//!   late requests, revoke the refresh token at the IdP (best effort), clear
+//!   the cookies, 302 to the login page or the configured URL.
+//!
+//! Both forms are read within `login.form_timeout` (408 after it, the body
+//! left unread) and up to 16 KiB (400 beyond).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,7 +63,8 @@ pub fn owns(auth: &AppAuth, path: &str) -> bool {
 /// Who is asking: the client address used for throttling.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
-    /// The client's IP (the peer, or the last hop a trusted proxy added).
+    /// The client's IP (the peer, or behind trusted proxies the first
+    /// untrusted hop of `X-Forwarded-For` from the right).
     pub ip: IpAddr,
 }
 
@@ -86,7 +95,7 @@ pub async fn endpoint(
         }
         ("/login", &Method::POST) => login(auth, shared, caller, req, started).await,
         ("/logout", &Method::GET | &Method::HEAD) => Ok(logout_page(auth, req.headers())),
-        ("/logout", &Method::POST) => logout(auth, req).await,
+        ("/logout", &Method::POST) => logout(auth, shared, req).await,
         ("/login" | "/logout", _) => Err(AuthError::MethodNotAllowed),
         _ => Err(AuthError::NotFound),
     }
@@ -215,13 +224,24 @@ fn query_map(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
+/// Reads a form body of at most [`MAX_FORM_BYTES`] within `timeout`: a
+/// client sending a byte now and then must not hold the request (and its
+/// connection) open for as long as it likes. On time-out the body is
+/// dropped unread, so the connection is not reused.
 async fn read_form(
+    auth: &AppAuth,
+    form: &'static str,
+    timeout: std::time::Duration,
     req: Request<Incoming>,
 ) -> Result<(HeaderMap, HashMap<String, String>), AuthError> {
     let (parts, body) = req.into_parts();
-    let bytes: Bytes = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
+    let collected = tokio::time::timeout(timeout, Limited::new(body, MAX_FORM_BYTES).collect())
         .await
+        .map_err(|_| {
+            auth.metrics.form_timeout(form);
+            AuthError::FormTimeout
+        })?;
+    let bytes: Bytes = collected
         .map_err(|_| AuthError::BadRequest("form too large or unreadable"))?
         .to_bytes();
     let form = url::form_urlencoded::parse(&bytes).into_owned().collect();
@@ -245,7 +265,7 @@ async fn login(
     req: Request<Incoming>,
     started: Instant,
 ) -> Result<Page, AuthError> {
-    let (headers, form) = read_form(req).await?;
+    let (headers, form) = read_form(auth, "login", shared.config.form_timeout, req).await?;
     if !csrf_ok(auth, &headers, &form) {
         auth.metrics.login("csrf");
         return Err(AuthError::Csrf);
@@ -256,23 +276,18 @@ async fn login(
     let return_to = return_to::sanitise(field("return_to")).unwrap_or("");
 
     let now = Instant::now();
-    if let Err(wait) = shared.by_ip.check(&caller.ip.to_string(), now) {
+    if let Err(wait) = shared.check_ip(caller.ip, now) {
         auth.metrics.throttled("ip");
         auth.metrics.login("throttled");
         return Err(AuthError::Throttled(wait.as_secs().max(1)));
-    }
-    if !username.is_empty() {
-        let key = format!("{}\n{}", auth.app, username.to_lowercase());
-        if let Err(wait) = shared.by_user.check(&key, now) {
-            auth.metrics.throttled("username");
-            auth.metrics.login("throttled");
-            return Err(AuthError::Throttled(wait.as_secs().max(1)));
-        }
     }
 
     let failed = |status: StatusCode, message: &str| {
         login_form(auth, &headers, status, return_to, username, Some(message))
     };
+    // Before the username's bucket: a form with an empty field never reaches
+    // the IdP, so it must not cost the user one of their attempts (five
+    // empty posts a minute would otherwise lock anyone out).
     if username.is_empty() || password.is_empty() {
         auth.metrics.login("rejected");
         pad(started, shared).await;
@@ -282,6 +297,13 @@ async fn login(
         auth.metrics.login("unavailable");
         return Ok(failed(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE));
     };
+    // The IdP is known by the address the password goes to: every app that
+    // sends it there shares the user's attempts.
+    if let Err(wait) = shared.check_user(idp.endpoints().token.as_str(), username, now) {
+        auth.metrics.throttled("username");
+        auth.metrics.login("throttled");
+        return Err(AuthError::Throttled(wait.as_secs().max(1)));
+    }
     let tokens = match idp
         .password_grant(&auth.config.client, username, password)
         .await
@@ -299,7 +321,7 @@ async fn login(
             return Ok(failed(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE));
         }
     };
-    let identity = match auth.check(&tokens.access_token, unix_now()).await {
+    let identity = match auth.check_issued(&tokens.access_token, unix_now()).await {
         Ok(Checked::Valid(identity)) => identity,
         other => {
             let why = match other {
@@ -339,14 +361,29 @@ async fn pad(started: Instant, shared: &LoginShared) {
     tokio::time::sleep_until(started + shared.config.min_failure_time).await;
 }
 
-async fn logout(auth: &Arc<AppAuth>, req: Request<Incoming>) -> Result<Page, AuthError> {
-    let (headers, form) = read_form(req).await?;
+async fn logout(
+    auth: &Arc<AppAuth>,
+    shared: &LoginShared,
+    req: Request<Incoming>,
+) -> Result<Page, AuthError> {
+    let (headers, form) = read_form(auth, "logout", shared.config.form_timeout, req).await?;
     if !csrf_ok(auth, &headers, &form) {
         return Err(AuthError::Csrf);
     }
     let session = session::read(auth, &headers);
     let mut revoked = false;
     if let Some(cookie) = &session.refresh(auth) {
+        // A refresh of this session kept for late requests (by the old token
+        // it answered, or holding this one) must not hand out a new JWT for
+        // the logged-out session during `session.refresh_grace`.
+        let token = cookie.token.as_str();
+        auth.flight.forget(|key, result| {
+            key == token
+                || result.is_some_and(|r| {
+                    r.as_ref()
+                        .is_ok_and(|refreshed| refreshed.refresh.token == token)
+                })
+        });
         match auth.idp.client() {
             Some(idp) => match idp.revoke(&auth.config.client, &cookie.token).await {
                 Ok(()) => revoked = true,
