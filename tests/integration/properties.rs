@@ -22,6 +22,7 @@ use gateway::auth::cookies::{apply, scan, sets_any, Layout, CHUNK_SIZE};
 use gateway::auth::csrf::Csrf;
 use gateway::auth::return_to::sanitise;
 use gateway::config::{CookieSpec, HostPattern};
+use gateway::proxy::client_ip::client_ip;
 use gateway::proxy::path::{normalise, without_params};
 use gateway::proxy::route::{request_host, Router};
 use gateway::{Config, ConfigError};
@@ -1172,6 +1173,85 @@ proptest! {
         match load_with("idle_timeout", &text) {
             Ok(config) => prop_assert_eq!(config.server.idle_timeout, want),
             Err(e) => prop_assert!(n == 0, "{:?}: {}", text, e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// X-Forwarded-For
+// ---------------------------------------------------------------------------
+
+/// Trusted proxies of the properties below.
+fn trusted() -> Vec<ipnet::IpNet> {
+    ["10.0.0.0/8", "fd00::/8"]
+        .iter()
+        .map(|n| n.parse().expect("net"))
+        .collect()
+}
+
+/// One `X-Forwarded-For` hop: trusted and untrusted addresses (some with
+/// ports, some IPv4-mapped), and what is not an address.
+fn xff_hop() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => (0u8..4, any::<u8>()).prop_map(|(net, host)| match net {
+            0 => format!("10.1.2.{host}"),
+            1 => format!("203.0.113.{host}"),
+            2 => format!("fd00::{host:x}"),
+            _ => format!("2001:db8::{host:x}"),
+        }),
+        1 => any::<u8>().prop_map(|h| format!("[2001:db8::{h:x}]:4711")),
+        1 => any::<u8>().prop_map(|h| format!("::ffff:10.9.9.{h}")),
+        1 => select(&["unknown", "_hidden", "", " ", "300.1.1.1", "evil"][..]).prop_map(str::to_owned),
+        1 => "[ -~]{0,12}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever a client writes, the address it is held to is the peer or an
+    /// address a trusted proxy vouched for; and hops written left of that
+    /// address never change it (a client cannot pick its throttle bucket).
+    #[test]
+    fn the_client_address_is_never_the_clients_choice(
+        hops in vec(xff_hop(), 0..6),
+        forged in vec(xff_hop(), 0..4),
+        peer_trusted in any::<bool>(),
+    ) {
+        let trusted = trusted();
+        let peer: std::net::IpAddr = if peer_trusted { "10.0.0.1" } else { "198.51.100.7" }
+            .parse()
+            .expect("ip");
+        let headers = |list: &[String]| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+                h.insert("x-forwarded-for", v);
+            }
+            h
+        };
+        let got = client_ip(peer, &headers(&hops), &trusted);
+        if !peer_trusted {
+            prop_assert_eq!(got, peer);
+        }
+        let parsed: Vec<std::net::IpAddr> = hops
+            .iter()
+            .filter_map(|h| {
+                h.trim()
+                    .parse::<std::net::IpAddr>()
+                    .or_else(|_| h.trim().parse::<std::net::SocketAddr>().map(|s| s.ip()))
+                    .ok()
+                    .map(|ip| ip.to_canonical())
+            })
+            .collect();
+        prop_assert!(got == peer || parsed.contains(&got), "{:?} -> {}", hops, got);
+        // Anything prepended (what a client writes before the proxies append
+        // theirs) changes nothing once an untrusted hop or the peer decided.
+        let decided_inside = got != peer
+            && !trusted.iter().any(|n| n.contains(&got));
+        if decided_inside || !peer_trusted {
+            let mut longer = forged.clone();
+            longer.extend(hops.iter().cloned());
+            prop_assert_eq!(client_ip(peer, &headers(&longer), &trusted), got, "{:?} + {:?}", forged, hops);
         }
     }
 }

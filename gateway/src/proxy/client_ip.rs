@@ -20,6 +20,8 @@ use std::net::{IpAddr, SocketAddr};
 use http::HeaderMap;
 use ipnet::IpNet;
 
+use super::headers::is_trusted;
+
 /// The client's address: `peer`, or, when `peer` is one of `trusted`, the
 /// first untrusted hop of `X-Forwarded-For` from the right.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
@@ -42,10 +44,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         }
     }
     client
-}
-
-fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    trusted.iter().any(|net| net.contains(&ip))
 }
 
 /// One `X-Forwarded-For` element: an address, optionally with a port as

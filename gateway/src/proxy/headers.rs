@@ -198,6 +198,8 @@ pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 
 /// Whether `peer` is one of the configured trusted proxies.
 pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
     !trusted.is_empty() && trusted.iter().any(|net| net.contains(&peer))
 }
 
@@ -383,6 +385,13 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "store.example.com");
         assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn a_mapped_ipv4_peer_is_trusted_as_ipv4() {
+        let nets = ["10.0.0.0/8".parse().expect("net")];
+        assert!(is_trusted("::ffff:10.0.0.9".parse().expect("ip"), &nets));
+        assert!(!is_trusted("::ffff:11.0.0.9".parse().expect("ip"), &nets));
     }
 
     #[test]
