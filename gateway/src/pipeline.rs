@@ -114,15 +114,14 @@ impl Gateway {
             .iter()
             .zip(built.apps)
             .map(|(app, auth)| App {
-                client_rules: ClientRules {
-                    trusted_only: server.trusted_only_headers.clone(),
-                    drop_underscores: !server.underscores_in_headers,
-                    reserved: auth
-                        .as_ref()
+                client_rules: ClientRules::new(
+                    server.trusted_only_headers.clone(),
+                    !server.underscores_in_headers,
+                    auth.as_ref()
                         .map(|a| a.extra_identity_headers.clone())
                         .unwrap_or_default(),
-                    reserved_prefixes: vec![IDENTITY_PREFIX],
-                },
+                    vec![IDENTITY_PREFIX],
+                ),
                 auth,
                 metrics: AppMetrics::new(&app.name),
                 upstream: Upstream::new(
