@@ -58,7 +58,9 @@ impl Error {
                 AuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
                 AuthError::LoginRequired(r) if r.navigation => StatusCode::FOUND,
                 AuthError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-                AuthError::IdpUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AuthError::IdpUnavailable(_) | AuthError::RefreshUnverifiable(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             },
             Error::Upstream(UpstreamError::Unreachable(_)) => StatusCode::BAD_GATEWAY,
             Error::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
@@ -71,6 +73,19 @@ impl Error {
         let (title, message) = match self {
             Error::Auth(AuthError::LoginRequired(relogin)) => {
                 return login_required(status, *relogin)
+            }
+            Error::Auth(AuthError::RefreshUnverifiable(cookies)) => {
+                let mut response = pages::render(
+                    status,
+                    "Sign-in unavailable",
+                    "Sign-in is unavailable right now. Please try again in a moment.",
+                    request_id,
+                    json,
+                );
+                for cookie in cookies {
+                    response.headers_mut().append(SET_COOKIE, cookie);
+                }
+                return response;
             }
             Error::Auth(AuthError::Throttled(seconds)) => {
                 let mut response = pages::render(
@@ -154,7 +169,7 @@ mod tests {
     #[test]
     fn every_variant_has_its_status() {
         let io = || -> crate::proxy::error::BoxError { Box::new(std::io::Error::other("refused")) };
-        let table: [(Error, u16); 16] = [
+        let table: [(Error, u16); 17] = [
             (HostError::Missing.into(), 400),
             (HostError::Repeated.into(), 400),
             (BadPath("backslash").into(), 400),
@@ -169,6 +184,7 @@ mod tests {
             (AuthError::Forbidden.into(), 403),
             (AuthError::Throttled(3).into(), 429),
             (AuthError::IdpUnavailable("refresh").into(), 503),
+            (AuthError::RefreshUnverifiable(Vec::new()).into(), 503),
             (relogin(true), 302),
             (relogin(false), 401),
         ];

@@ -244,3 +244,51 @@ async fn a_flood_of_unknown_key_ids_cannot_stop_a_rotated_key_from_being_fetched
     assert!(browser.cookie(REFRESH_COOKIE).is_some());
     assert_eq!(claims(&renewed.value)["sub"], crate::support::auth::SUB);
 }
+
+#[tokio::test]
+async fn a_rotated_refresh_token_survives_a_jwt_signed_with_an_unpublished_key() {
+    // One-time-use refresh tokens: the refresh below spends the old one.
+    let idp = idp().access_ttl(1).rotate_refresh().start().await;
+    let store = store_upstream().await;
+    let gw = store_gateway(&idp, store.addr).await;
+    let browser = store_browser(&gw);
+    let jwt = logged_in(&browser).await;
+    let old_refresh = browser.cookie(REFRESH_COOKIE).expect("refresh cookie");
+    let other_tab = browser.cookies();
+
+    idp.rotate_key_unpublished();
+    sleep_past_expiry(&jwt).await;
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 503, "unpublished key: {}", reply.text());
+    // The JWT stays as it was; the refresh token the IdP just issued is kept.
+    assert!(
+        set_cookie(&reply, JWT_COOKIE).is_none(),
+        "{:?}",
+        reply.headers
+    );
+    let kept = set_cookie(&reply, REFRESH_COOKIE).expect("the rotated refresh token");
+    assert!(!kept.clears(), "{}", kept.raw);
+    assert_ne!(kept.value, old_refresh);
+    // Another tab with the old cookies, within the grace period, gets the
+    // same outcome instead of replaying the spent token.
+    let tab = store_browser(&gw);
+    tab.set_cookies(other_tab);
+    let reply = tab.get("/cart").await;
+    assert_eq!(reply.status, 503, "other tab: {}", reply.text());
+    let tab_kept = set_cookie(&reply, REFRESH_COOKIE).expect("the same rotated token");
+    assert_eq!(
+        calls(&idp).replays,
+        0,
+        "the spent refresh token was replayed"
+    );
+
+    // Once the key is published the session goes on with the kept token.
+    idp.publish_keys();
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 200, "key published: {}", reply.text());
+    assert_identity(&store.last(), "key published");
+    assert!(set_cookie(&reply, JWT_COOKIE).is_some());
+    assert_eq!(calls(&idp).replays, 0);
+    assert!(!tab_kept.value.is_empty());
+    gw.stop().await;
+}

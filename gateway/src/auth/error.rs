@@ -33,6 +33,11 @@ pub enum AuthError {
     /// The IdP could not be asked (`refresh` or `login`); nothing changed.
     #[error("identity provider unavailable during {0}")]
     IdpUnavailable(&'static str),
+    /// The IdP refreshed, but signed the JWT with a key it has not
+    /// published: unavailable too, with these `Set-Cookie` values keeping
+    /// the refresh token it issued.
+    #[error("identity provider signed a refreshed JWT with an unpublished key")]
+    RefreshUnverifiable(Vec<HeaderValue>),
     /// The user lacks a role the app requires.
     #[error("missing required role")]
     Forbidden,

@@ -79,7 +79,7 @@ pub struct Refreshed {
 }
 
 /// Why a refresh gave no new JWT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshFailure {
     /// The IdP refused the refresh token (4xx).
     Rejected,
@@ -87,6 +87,11 @@ pub enum RefreshFailure {
     Unavailable,
     /// The IdP answered with a token that does not verify.
     Invalid,
+    /// The IdP issued tokens whose JWT names a key its JWKS does not list
+    /// yet: nothing to forward with, but the refresh token it issued (a
+    /// rotated one spends the old) must reach the browser, or the next try
+    /// is a replay and the user is logged out.
+    Unpublished(Arc<RefreshCookie>),
 }
 
 /// What the single-flight shares.

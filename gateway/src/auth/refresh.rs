@@ -135,6 +135,19 @@ pub async fn stage(
             }),
             None => Err(AuthError::IdpUnavailable("refresh")),
         },
+        Err(RefreshFailure::Unpublished(kept)) => {
+            let set_cookies = match kept.token != cookie.token {
+                true => session::store_refresh(auth, &kept, session),
+                false => Vec::new(),
+            };
+            match still_valid {
+                Some(identity) => Ok(Renewed {
+                    identity,
+                    set_cookies,
+                }),
+                None => Err(AuthError::RefreshUnverifiable(set_cookies)),
+            }
+        }
     }
 }
 
@@ -176,11 +189,16 @@ async fn refresh(auth: &AppAuth, cookie: RefreshCookie, jwt: Option<String>) -> 
         Err(VerifyError::UnknownKid(kid)) => {
             // The JWKS (fetched again just now) lacks the key the IdP signs
             // with, or could not be fetched: the IdP is not in a state to
-            // serve this refresh. The session stays; the next request tries
-            // again.
+            // serve this refresh. The session stays, with the refresh token
+            // the IdP just issued (same subject and session: it refreshed
+            // this very cookie); the next request tries again with it.
             tracing::warn!(kid, "the IdP's refreshed JWT names a key its JWKS lacks");
             auth.metrics.refresh("unavailable");
-            Err(RefreshFailure::Unavailable)
+            Err(RefreshFailure::Unpublished(Arc::new(RefreshCookie {
+                token: tokens.refresh_token.unwrap_or(cookie.token),
+                sub: cookie.sub,
+                sid: cookie.sid,
+            })))
         }
         other => {
             let why = match other {

@@ -114,15 +114,23 @@ pub fn store(
 ) -> Vec<HeaderValue> {
     let mut out = auth.config.jwt_cookie.store(jwt, previous.jwt_layout);
     if let Some(refresh) = refresh {
-        let plain = serde_json::to_string(refresh).unwrap_or_default();
-        let sealed = auth.sealer.seal(&auth.seal_context(), &plain);
-        out.extend(
-            auth.config
-                .refresh_cookie
-                .store(&sealed, previous.refresh_layout),
-        );
+        out.extend(store_refresh(auth, refresh, previous));
     }
     out
+}
+
+/// `Set-Cookie` values storing the refresh cookie alone (sealed), replacing
+/// the layout `previous` had.
+pub fn store_refresh(
+    auth: &AppAuth,
+    refresh: &RefreshCookie,
+    previous: &Session,
+) -> Vec<HeaderValue> {
+    let plain = serde_json::to_string(refresh).unwrap_or_default();
+    let sealed = auth.sealer.seal(&auth.seal_context(), &plain);
+    auth.config
+        .refresh_cookie
+        .store(&sealed, previous.refresh_layout)
 }
 
 /// `Set-Cookie` values removing both cookies, whatever the client holds.
