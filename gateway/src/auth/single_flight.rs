@@ -9,9 +9,9 @@
 //! some IdPs punish by revoking the whole session.
 //!
 //! The work runs in its own task and records its own result, so a caller
-//! that goes away (client closed the tab) cannot strand the others. Keys are spread over shards, each with
-//! its own short-held lock: no global lock, and the lock is never held across
-//! an await.
+//! that goes away (client closed the tab) cannot strand the others. Keys are
+//! spread over shards, each with its own short-held lock: no global lock, and
+//! the lock is never held across an await.
 //!
 //! [`SingleFlight::forget`] drops kept results (and the right of running
 //! work to keep its own) on demand: a logout must not leave a refresh of the
