@@ -568,6 +568,24 @@ fn broken_configs_exit_2_naming_the_key() {
             ],
         ),
         (
+            "a cookies.domain covering another app's host, same wire names",
+            format!(
+                "{IDP}{}{}",
+                "[[apps]]\nname = \"shop\"\nhosts = [\"shop.example.com\"]\n\
+                 upstream = \"http://127.0.0.1:3001\"\nclient_id = \"shop\"\n\
+                 client_secret = \"x\"\n[apps.cookies]\ndomain = \"example.com\"\n",
+                "[[apps]]\nname = \"forum\"\nhosts = [\"*.forum.example.com\"]\n\
+                 upstream = \"http://127.0.0.1:3001\"\nclient_id = \"forum\"\n\
+                 client_secret = \"x\"\n[apps.cookies]\nsecure = false\n"
+            ),
+            vec![
+                "apps[1].cookies.jwt: ",
+                "apps[0] (shop)",
+                "apps[1] (forum)",
+                r#""*.forum.example.com""#,
+            ],
+        ),
+        (
             "one app's JWT cookie is another's refresh cookie on the same host",
             format!(
                 "{IDP}{}{}",

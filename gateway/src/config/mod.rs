@@ -270,12 +270,14 @@ fn check_apps_sharing_hosts(apps: &[AppConfig]) -> Result<(), ConfigError> {
                 ),
             ));
         }
-        // Cookie names, against every earlier app with login on a shared host.
+        // Cookie names, against every earlier app with login whose cookies
+        // reach the same browser jar: a shared host, or a `cookies.domain`
+        // that covers the other app's hosts.
         for (j, other) in apps.iter().enumerate().take(i) {
             let Some(other_auth) = &other.auth else {
                 continue;
             };
-            let Some(host) = shared_host(i, j) else {
+            let Some(host) = shared_host(i, j).or_else(|| cookie_overlap(app, other)) else {
                 continue;
             };
             let theirs = [
@@ -288,10 +290,10 @@ fn check_apps_sharing_hosts(apps: &[AppConfig]) -> Result<(), ConfigError> {
                     return Err(invalid(
                         format!("apps[{i}].cookies.{field}"),
                         format!(
-                            "{} and {} both have login on host {host:?} and both use the \
-                             cookie {name:?}; cookies reach every path of a host, so apps \
-                             sharing one need cookie names of their own (set \
-                             [apps.cookies] jwt and refresh)",
+                            "{} and {} both have login, their cookies both reach {host:?}, \
+                             and both use the cookie {name:?}; cookies reach every path of a \
+                             host (and every host of a cookies.domain), so such apps need \
+                             cookie names of their own (set [apps.cookies] jwt and refresh)",
                             who(j),
                             who(i)
                         ),
@@ -301,6 +303,42 @@ fn check_apps_sharing_hosts(apps: &[AppConfig]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Where the cookies of two apps with login meet in a browser, when one's
+/// `cookies.domain` covers a host of the other or the two domains nest: a
+/// host (or domain) that both apps' cookies are sent to.
+fn cookie_overlap(a: &AppConfig, b: &AppConfig) -> Option<String> {
+    let domain = |app: &AppConfig| {
+        let auth = app.auth.as_ref()?;
+        let d = auth.jwt_cookie.domain.as_deref()?;
+        Some(d.trim_start_matches('.').to_ascii_lowercase())
+    };
+    // `name` is `domain` or below it.
+    let within = |name: &str, domain: &str| {
+        name == domain
+            || name
+                .strip_suffix(domain)
+                .is_some_and(|rest| rest.ends_with('.'))
+    };
+    let covers = |domain: &str, host: &HostPattern| match host {
+        HostPattern::Exact(name) => within(name, domain),
+        HostPattern::Wildcard(suffix) => within(suffix.trim_start_matches('.'), domain),
+    };
+    let (da, db) = (domain(a), domain(b));
+    if let (Some(da), Some(db)) = (&da, &db) {
+        if within(da, db) || within(db, da) {
+            return Some(if da.len() > db.len() { da } else { db }.clone());
+        }
+    }
+    for (domain, hosts) in [(&da, &b.hosts), (&db, &a.hosts)] {
+        if let Some(domain) = domain {
+            if let Some(host) = hosts.iter().find(|h| covers(domain, h)) {
+                return Some(host.to_string());
+            }
+        }
+    }
+    None
 }
 
 /// Whether `path` is `prefix` or below it (on a segment boundary), as the
