@@ -7,10 +7,10 @@
 use serde_json::{json, Value};
 
 use crate::support::auth::{
-    assert_identity, assert_login_redirect, assert_login_required_json, b64_json, calls, claims,
-    forums_app, idp, jwt_header, logged_in, logged_in_as, now, store_app, store_browser,
-    store_gateway, store_upstream, valid_claims, FORUMS_HOST, JWT_COOKIE, OTHER_PASSWORD,
-    OTHER_SUB, OTHER_USER, REFRESH_COOKIE, STORE_HOST, SUB,
+    assert_identity, assert_login_redirect, assert_login_required_json, assert_refused, b64_json,
+    calls, claims, forums_app, idp, jwt_header, logged_in, logged_in_as, now, store_app,
+    store_browser, store_gateway, store_upstream, valid_claims, FORUMS_HOST, JWT_COOKIE,
+    OTHER_PASSWORD, OTHER_SUB, OTHER_USER, REFRESH_COOKIE, STORE_HOST, SUB,
 };
 use crate::support::browser::Browser;
 use crate::support::idp::{TestIdp, HMAC_SECRET};
@@ -59,19 +59,6 @@ fn tampered(jwt: &str, claims: &Value) -> String {
     let _ = parts.next();
     let signature = parts.next().expect("signature");
     format!("{header}.{}.{signature}", b64_json(claims))
-}
-
-/// Presents `jwt` alone to the store: must not be forwarded.
-async fn assert_refused(gw: &TestGateway, store: &RecordingUpstream, jwt: &str, case: &str) {
-    let seen = store.requests().len();
-    let browser = store_browser(gw);
-    browser.set_cookie(JWT_COOKIE, jwt);
-    let reply = browser.get("/account").await;
-    assert_login_redirect(&reply, case);
-    browser.set_cookie(JWT_COOKIE, jwt);
-    let reply = browser.get_json("/api/account").await;
-    assert_login_required_json(&reply, case);
-    assert_eq!(store.requests().len(), seen, "{case}: forwarded");
 }
 
 #[tokio::test]

@@ -12,13 +12,12 @@
 use serde_json::{json, Value};
 
 use crate::support::auth::{
-    assert_identity, assert_login_redirect, assert_login_required_json, assert_no_session_cookies,
-    b64_json, calls, claims, idp, jwt_header, logged_in, now, sleep_past_expiry, store_app,
-    store_browser, store_gateway, store_upstream, valid_claims, JWT_COOKIE, PASSWORD,
-    REFRESH_COOKIE, USER,
+    assert_identity, assert_no_session_cookies, assert_refused, b64_json, calls, claims, idp,
+    jwt_header, logged_in, now, sleep_past_expiry, store_app, store_browser, store_gateway,
+    store_upstream, valid_claims, JWT_COOKIE, PASSWORD, REFRESH_COOKIE, USER,
 };
 use crate::support::browser::set_cookie;
-use crate::support::{RecordingUpstream, TestGateway};
+use crate::support::TestGateway;
 
 /// `claims` with `changes` merged in.
 fn with(claims: &Value, changes: Value) -> Value {
@@ -27,20 +26,6 @@ fn with(claims: &Value, changes: Value) -> Value {
         out[k] = v.clone();
     }
     out
-}
-
-/// Presents `jwt` alone as the JWT cookie, as a navigation and as an API
-/// call: a login redirect and a 401, and the upstream sees neither.
-async fn assert_refused(gw: &TestGateway, store: &RecordingUpstream, jwt: &str, case: &str) {
-    let seen = store.requests().len();
-    let browser = store_browser(gw);
-    browser.set_cookie(JWT_COOKIE, jwt);
-    let reply = browser.get("/account").await;
-    assert_login_redirect(&reply, case);
-    browser.set_cookie(JWT_COOKIE, jwt);
-    let reply = browser.get_json("/api/account").await;
-    assert_login_required_json(&reply, case);
-    assert_eq!(store.requests().len(), seen, "{case}: forwarded");
 }
 
 #[tokio::test]

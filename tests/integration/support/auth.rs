@@ -261,3 +261,22 @@ pub fn assert_no_gateway_cookies(seen: &Recorded, context: &str) {
 pub async fn store_upstream() -> RecordingUpstream {
     RecordingUpstream::start("store").await
 }
+
+/// Presents `jwt` alone as the store's JWT cookie, as a navigation and as
+/// an API call: a login redirect and a 401, and the upstream sees neither.
+pub async fn assert_refused(
+    gw: &super::TestGateway,
+    store: &super::RecordingUpstream,
+    jwt: &str,
+    case: &str,
+) {
+    let seen = store.requests().len();
+    let browser = store_browser(gw);
+    browser.set_cookie(JWT_COOKIE, jwt);
+    let reply = browser.get("/account").await;
+    assert_login_redirect(&reply, case);
+    browser.set_cookie(JWT_COOKIE, jwt);
+    let reply = browser.get_json("/api/account").await;
+    assert_login_required_json(&reply, case);
+    assert_eq!(store.requests().len(), seen, "{case}: forwarded");
+}
