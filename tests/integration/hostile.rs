@@ -333,31 +333,31 @@ async fn no_upstream_receives_or_sets_any_apps_gateway_cookies() {
     let jar = browser.cookie_header().expect("cookies");
     let cookie = format!("Cookie: {jar}; app_session=mine");
 
-    let (status, answer) = raw(gw.addr, &get("/blog/post", &[&cookie])).await;
-    assert_eq!(status, 200, "{answer}");
-    let seen = open.last();
-    assert_no_gateway_cookies(&seen, "auth = false app on the same host");
-    assert_eq!(seen.header("cookie"), Some("app_session=mine"));
-    let set: Vec<&str> = answer
-        .lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .collect();
-    assert_eq!(set, ["set-cookie: app_session=kept; Path=/"], "{answer}");
-
+    let blog = get("/blog/post", &[&cookie]);
     let docs = format!(
         "GET /static/app.css HTTP/1.1\r\nHost: docs.example.com\r\n{cookie}\r\n\
          Connection: close\r\n\r\n"
-    );
-    let (status, answer) = raw(gw.addr, docs.as_bytes()).await;
-    assert_eq!(status, 200, "{answer}");
-    let seen = public.last();
-    assert_no_gateway_cookies(&seen, "another app's public path");
-    assert_eq!(seen.header("cookie"), Some("app_session=mine"));
-    let set: Vec<&str> = answer
-        .lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .collect();
-    assert_eq!(set, ["set-cookie: app_session=kept; Path=/"], "{answer}");
+    )
+    .into_bytes();
+    for (request, upstream, case) in [
+        (blog, &open, "auth = false app on the same host"),
+        (docs, &public, "another app's public path"),
+    ] {
+        let (status, answer) = raw(gw.addr, &request).await;
+        assert_eq!(status, 200, "{case}: {answer}");
+        let seen = upstream.last();
+        assert_no_gateway_cookies(&seen, case);
+        assert_eq!(seen.header("cookie"), Some("app_session=mine"), "{case}");
+        let set: Vec<&str> = answer
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .collect();
+        assert_eq!(
+            set,
+            ["set-cookie: app_session=kept; Path=/"],
+            "{case}: {answer}"
+        );
+    }
     gw.stop().await;
 }
 
