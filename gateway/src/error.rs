@@ -75,13 +75,10 @@ impl Error {
                 return login_required(status, *relogin)
             }
             Error::Auth(AuthError::RefreshUnverifiable(cookies)) => {
-                let mut response = pages::render(
-                    status,
-                    "Sign-in unavailable",
-                    "Sign-in is unavailable right now. Please try again in a moment.",
-                    request_id,
-                    json,
-                );
+                // The IdP-unavailable page, keeping the refresh token the IdP
+                // issued.
+                let unavailable = Error::Auth(AuthError::IdpUnavailable("refresh"));
+                let mut response = unavailable.into_response(request_id, json);
                 for cookie in cookies {
                     response.headers_mut().append(SET_COOKIE, cookie);
                 }

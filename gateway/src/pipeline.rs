@@ -276,9 +276,10 @@ async fn run(
     let version = req.version();
     let upgrade =
         headers::clean_request(req.headers_mut(), version, conn.trusted, &app.client_rules);
-    match &app.auth {
+    match app.auth.as_ref().filter(|_| !public) {
+        // no session to read (no login, or a public path): the gateway's
+        // cookies out all the same
         None => session::strip(&gateway.cookie_names, req.headers_mut()),
-        Some(_) if public => session::strip(&gateway.cookie_names, req.headers_mut()),
         Some(auth) => {
             // the login stages
             if own_page {

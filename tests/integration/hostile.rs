@@ -65,6 +65,15 @@ fn spellings(headers: &HeaderMap, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names with an `_` among `headers`.
+fn underscored(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.contains('_'))
+        .collect()
+}
+
 /// A logged-in store session as a `Cookie:` line for raw requests.
 async fn session_cookie(gw: &TestGateway) -> String {
     let browser = store_browser(gw);
@@ -149,12 +158,7 @@ async fn underscore_twins_of_trusted_headers_never_reach_the_upstream() {
             );
         }
         assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"), "{path}");
-        let underscored: Vec<&str> = seen
-            .headers
-            .keys()
-            .map(|k| k.as_str())
-            .filter(|k| k.contains('_'))
-            .collect();
+        let underscored = underscored(&seen.headers);
         assert!(underscored.is_empty(), "{path}: {underscored:?}");
     }
     gw.stop().await;
@@ -171,13 +175,7 @@ async fn underscore_twins_of_trusted_headers_never_reach_the_upstream() {
     let (status, _) = raw(gw.addr, &get("/account", &lines)).await;
     assert_eq!(status, 200);
     let seen = store.last();
-    let underscored: Vec<&str> = seen
-        .headers
-        .keys()
-        .map(|k| k.as_str())
-        .filter(|k| k.contains('_'))
-        .collect();
-    assert_eq!(underscored, ["x_custom"]);
+    assert_eq!(underscored(&seen.headers), ["x_custom"]);
     gw.stop().await;
 }
 
