@@ -22,7 +22,8 @@
 //! |---|---|---|
 //! | [`pipeline`], [`error`], [`pages`] | the request path, errors → answers | everything |
 //! | [`proxy`] | the reverse-proxy core; knows nothing of login | `config`, `ops` |
-//! | [`auth`] | the login workflow; knows nothing of sockets | `config`, `ops` |
+//! | [`auth`] | the login workflow; knows nothing of sockets | `config`, `ops`, `store` |
+//! | [`store`] | state replicas share: in-process or Redis | `config`, `ops` |
 //! | [`ops`] | admin listener, metrics, logging | `config` |
 //! | [`config`] | raw → validated configuration | nothing |
 //!
@@ -47,6 +48,7 @@ pub mod ops;
 pub mod pages;
 pub mod pipeline;
 pub mod proxy;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,6 +77,8 @@ pub async fn serve(
     for idp in &gateway.idps {
         tokio::spawn(idp.clone().load(background.clone()));
     }
+    gateway.store.start(&background);
+    tracing::info!(store = gateway.store.describe(), "shared state");
     warn_about_development_settings(&gateway.config);
     ops::open_files::check(&gateway.config.server);
     for variable in &gateway.config.ignored_variables {

@@ -107,6 +107,7 @@ fn summary(path: &std::path::Path, config: &gateway::Config) -> String {
         if s.tls.is_some() { "https" } else { "http" },
         s.admin_listen.map_or("off".to_owned(), |a| a.to_string())
     );
+    let _ = writeln!(out, "store {}", config.store.describe());
     for app in &config.apps {
         let hosts: Vec<String> = app.hosts.iter().map(ToString::to_string).collect();
         let _ = writeln!(

@@ -59,6 +59,7 @@ use crate::proxy::request_id;
 use crate::proxy::route::{self, HostError, Router};
 use crate::proxy::server::{ConnInfo, Handler, Lifecycle};
 use crate::proxy::workers;
+use crate::store::Store;
 
 /// Everything the request path shares, built once at start-up.
 pub struct Gateway {
@@ -76,6 +77,8 @@ pub struct Gateway {
     /// upstream may set them.
     cookie_names: Vec<Box<str>>,
     login: LoginShared,
+    /// The state replicas share (started by [`crate::serve`]).
+    pub store: Arc<Store>,
 }
 
 /// One app with its runtime state.
@@ -90,8 +93,9 @@ struct App {
 
 impl Gateway {
     /// Builds the routing table, per-app state, the upstream pool and the
-    /// login workflow's state. Fails only on a login page template that
-    /// does not compile.
+    /// login workflow's state and the store (not yet connected). Fails on a
+    /// login page template that does not compile, or a store URL the Redis
+    /// client refuses.
     pub fn new(config: Config) -> Result<Gateway, String> {
         let router = Router::new(
             config
@@ -107,7 +111,9 @@ impl Gateway {
             u.pool_max_idle_per_host,
             workers::count(config.server.worker_threads),
         ));
-        let built = app::build(&config.apps, &config.session)?;
+        let secret = config.session.cookie_key.as_ref().map(|k| k.expose().as_bytes());
+        let store = Arc::new(Store::new(&config.store, &config.login, secret)?);
+        let built = app::build(&config.apps, &config.session, &store)?;
         let server = &config.server;
         let apps = config
             .apps
@@ -139,7 +145,8 @@ impl Gateway {
             lifecycle: Lifecycle::default(),
             idps: built.idps,
             cookie_names: built.cookie_names,
-            login: LoginShared::new(&config.login),
+            login: LoginShared::new(&config.login, store.clone()),
+            store,
             config,
         })
     }

@@ -28,7 +28,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("ops", &["config", "ops"]),
     ("proxy", &["config", "ops", "proxy"]),
-    ("auth", &["config", "ops", "auth"]),
+    ("store", &["config", "ops", "store"]),
+    ("auth", &["config", "ops", "store", "auth"]),
 ];
 
 /// Most files + folders directly in `src/`; beyond it, group files in a folder.

@@ -8,12 +8,11 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use quick_cache::sync::Cache;
-use tokio::time::Instant;
 
 use super::cookies::Sealer;
 use super::csrf::Csrf;
@@ -21,58 +20,47 @@ use super::idp_state::{IdpState, KidSource};
 use super::login::page::LoginPage;
 use super::model::{Checked, Identity, RefreshFailure, RefreshResult, IDENTITY_PREFIX};
 use super::single_flight::SingleFlight;
-use super::throttle::{self, Throttle};
+use super::throttle;
 use super::verify::{self, Claims, Policy, Verified, VerifyError};
 use crate::config::{AppConfig, Audience, AuthConfig, CookieSpec, LoginConfig, SessionConfig};
 use crate::ops::metrics::AuthMetrics;
+use crate::store::{Bucket, Store};
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::store::unix_now;
 
-/// What every app's login shares: the login throttles.
+/// What every app's login shares: the `[login]` settings and the store
+/// that keeps the throttles.
 #[derive(Debug)]
 pub struct LoginShared {
     /// The `[login]` settings.
     pub config: LoginConfig,
-    /// Attempts per client IP (an IPv6 client per /64), whatever the app.
-    pub by_ip: Throttle,
-    /// Attempts per IdP and username, whatever the app: apps sharing an IdP
-    /// share its users' attempts.
-    pub by_user: Throttle,
+    /// Keeps the throttle buckets: per client IP (an IPv6 client per /64),
+    /// whatever the app; per IdP and username, whatever the app (apps
+    /// sharing an IdP share its users' attempts).
+    pub store: Arc<Store>,
 }
 
 impl LoginShared {
-    /// Throttles sized from `[login]`.
-    pub fn new(config: &LoginConfig) -> LoginShared {
+    /// The login defences of `[login]`, with their buckets in `store`.
+    pub fn new(config: &LoginConfig, store: Arc<Store>) -> LoginShared {
         LoginShared {
-            by_ip: Throttle::new(
-                config.per_ip_burst,
-                config.per_ip_per_minute,
-                config.throttle_max_keys,
-            ),
-            by_user: Throttle::new(
-                config.per_user_burst,
-                config.per_user_per_minute,
-                config.throttle_max_keys,
-            ),
             config: config.clone(),
+            store,
         }
     }
 
     /// Takes one attempt from the client address `ip`, or says how long
     /// until one is available.
-    pub fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        self.by_ip.check(&throttle::ip_key(ip), now)
+    pub async fn check_ip(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.store.throttle(Bucket::Ip, &throttle::ip_key(ip)).await
     }
 
     /// Takes one attempt from `username` at the IdP known as `idp` (its
     /// token endpoint), or says how long until one is available.
-    pub fn check_user(&self, idp: &str, username: &str, now: Instant) -> Result<(), Duration> {
-        self.by_user.check(&throttle::user_key(idp, username), now)
+    pub async fn check_user(&self, idp: &str, username: &str) -> Result<(), Duration> {
+        self.store
+            .throttle(Bucket::User, &throttle::user_key(idp, username))
+            .await
     }
 }
 
@@ -107,6 +95,8 @@ pub struct AppAuth {
     /// Identity headers outside `X-Auth-Request-*` (which is stripped
     /// wholesale), e.g. `Authorization` when it carries the token.
     pub extra_identity_headers: Vec<HeaderName>,
+    /// Shared state: cross-replica refreshes, the revocation list.
+    pub store: Arc<Store>,
     cache: Cache<u128, Arc<Identity>>,
 }
 
@@ -132,7 +122,11 @@ pub struct Built {
 
 /// Builds the per-IdP and per-app state. IdPs with identical settings are
 /// shared.
-pub fn build(apps: &[AppConfig], session: &SessionConfig) -> Result<Built, String> {
+pub fn build(
+    apps: &[AppConfig],
+    session: &SessionConfig,
+    store: &Arc<Store>,
+) -> Result<Built, String> {
     let mut cookie_names: Vec<Box<str>> = Vec::new();
     for auth in apps.iter().filter_map(|app| app.auth.as_ref()) {
         let csrf = csrf_cookie(auth);
@@ -159,7 +153,7 @@ pub fn build(apps: &[AppConfig], session: &SessionConfig) -> Result<Built, Strin
                 state
             }
         };
-        let mut auth = AppAuth::new(&app.name, auth, session, idp)?;
+        let mut auth = AppAuth::new(&app.name, auth, session, idp, store.clone())?;
         auth.others = cookie_names
             .iter()
             .filter(|n| !auth.wires.iter().any(|w| **w == ***n))
@@ -191,6 +185,7 @@ impl AppAuth {
         config: &AuthConfig,
         session: &SessionConfig,
         idp: Arc<IdpState>,
+        store: Arc<Store>,
     ) -> Result<AppAuth, String> {
         let key = session
             .cookie_key
@@ -240,6 +235,7 @@ impl AppAuth {
             wires,
             others: Vec::new(),
             cache: Cache::new(session.cache_capacity),
+            store,
             config: config.clone(),
             session: session.clone(),
             idp,

@@ -17,7 +17,7 @@
 //!
 //! One file per section, each validating its raw table into typed values:
 //! [`server`] (`[server]`, `[log]`, `[upstream]`, with [`tls`]), [`idp`],
-//! [`session`] (`[session]`, `[login]`), [`apps`] (`[[apps]]`, with the
+//! [`session`] (`[session]`, `[login]`), [`store`], [`apps`] (`[[apps]]`, with the
 //! login types in [`app_login`]); [`error`] and [`values`] are the leaves
 //! they share. This folder imports nothing else of the crate: every other
 //! layer reads the typed values defined here.
@@ -35,6 +35,7 @@ pub mod error;
 pub mod idp;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;
 pub mod values;
 
@@ -44,12 +45,14 @@ pub use error::ConfigError;
 pub use idp::{Audience, Client, ClientAuth, IdpSettings, Kind, Secret};
 pub use server::{LogConfig, LogFormat, ServerConfig, TlsConfig, UpstreamConfig};
 pub use session::{LoginConfig, RefreshMode, SessionConfig, MIN_KEY_BYTES};
+pub use store::{RedisSettings, StoreConfig, StoreKind};
 
 use apps::RawApp;
 use error::{describe_figment_error, invalid};
 use idp::RawIdp;
 use server::{RawLog, RawServer, RawUpstream};
 use session::{RawLogin, RawSession};
+use store::RawStore;
 
 /// The validated configuration the gateway runs with.
 #[derive(Debug, Clone)]
@@ -64,6 +67,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// The login form's defences.
     pub login: LoginConfig,
+    /// Where the state replicas share lives.
+    pub store: StoreConfig,
     /// The apps behind the gateway, in file order.
     pub apps: Vec<AppConfig>,
     /// `GATEWAY_…` environment variables that are not configuration (no
@@ -106,7 +111,7 @@ impl Config {
 /// The configuration's top-level sections: the `SECTION` of
 /// `GATEWAY_<SECTION>__<KEY>` (the fields of `RawConfig`).
 const SECTIONS: &[&str] = &[
-    "server", "log", "upstream", "idp", "session", "login", "apps",
+    "server", "log", "upstream", "idp", "session", "login", "store", "apps",
 ];
 
 /// The environment layer: only `GATEWAY_<SECTION>__<KEY>` variables, and
@@ -154,6 +159,8 @@ struct RawConfig {
     #[serde(default)]
     login: RawLogin,
     #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
     apps: Vec<RawApp>,
 }
 
@@ -164,6 +171,7 @@ impl RawConfig {
         let upstream = self.upstream.validate()?;
         let session = self.session.validate()?;
         let login = self.login.validate()?;
+        let store = self.store.validate()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "at least one [[apps]] entry is required"));
         }
@@ -202,6 +210,7 @@ impl RawConfig {
             upstream,
             session,
             login,
+            store,
             apps,
             ignored_variables: Vec::new(),
         })

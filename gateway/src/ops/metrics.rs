@@ -57,6 +57,12 @@ pub const LOGIN_THROTTLED_TOTAL: &str = "gateway_login_throttled_total";
 /// (answered 408), by `app` and `form` (`login`, `logout`).
 pub const FORM_TIMEOUTS_TOTAL: &str = "gateway_form_timeouts_total";
 
+/// 1 while Redis answers (`[store] kind = "redis"`: replicas share state),
+/// 0 while each replica goes on with its own; absent with a memory store.
+pub const STORE_UP: &str = "gateway_store_up";
+/// Redis operations that failed or timed out, by `op`.
+pub const STORE_ERRORS_TOTAL: &str = "gateway_store_errors_total";
+
 /// The `app` label of requests that matched no app.
 pub const NO_APP: &str = "(none)";
 
@@ -141,6 +147,14 @@ fn describe() {
     metrics::describe_counter!(
         FORM_TIMEOUTS_TOTAL,
         "Login and logout forms not received within login.form_timeout, by app and form."
+    );
+    metrics::describe_gauge!(
+        STORE_UP,
+        "1 while Redis answers and replicas share state, 0 while each replica uses its own."
+    );
+    metrics::describe_counter!(
+        STORE_ERRORS_TOTAL,
+        "Redis operations that failed or timed out, by operation."
     );
     metrics::describe_gauge!(
         PARKED_CONNECTIONS,
@@ -311,6 +325,37 @@ impl AuthMetrics {
     /// A login or logout form (`login`, `logout`) not received in time.
     pub fn form_timeout(&self, form: &'static str) {
         metrics::counter!(FORM_TIMEOUTS_TOTAL, "app" => self.name, "form" => form).increment(1);
+    }
+}
+
+/// Handles for the store's metrics.
+#[derive(Debug)]
+pub struct StoreMetrics {
+    up: metrics::Gauge,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics::new()
+    }
+}
+
+impl StoreMetrics {
+    /// Handles for the store.
+    pub fn new() -> StoreMetrics {
+        StoreMetrics {
+            up: metrics::gauge!(STORE_UP),
+        }
+    }
+
+    /// Redis answers (`true`) or not.
+    pub fn up(&self, up: bool) {
+        self.up.set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// A failed or timed-out operation.
+    pub fn error(&self, op: &'static str) {
+        metrics::counter!(STORE_ERRORS_TOTAL, "op" => op).increment(1);
     }
 }
 

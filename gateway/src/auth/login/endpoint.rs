@@ -275,8 +275,7 @@ async fn login(
     let password = field("password");
     let return_to = return_to::sanitise(field("return_to")).unwrap_or("");
 
-    let now = Instant::now();
-    if let Err(wait) = shared.check_ip(caller.ip, now) {
+    if let Err(wait) = shared.check_ip(caller.ip).await {
         auth.metrics.throttled("ip");
         auth.metrics.login("throttled");
         return Err(AuthError::Throttled(wait.as_secs().max(1)));
@@ -299,7 +298,10 @@ async fn login(
     };
     // The IdP is known by the address the password goes to: every app that
     // sends it there shares the user's attempts.
-    if let Err(wait) = shared.check_user(idp.endpoints().token.as_str(), username, now) {
+    if let Err(wait) = shared
+        .check_user(idp.endpoints().token.as_str(), username)
+        .await
+    {
         auth.metrics.throttled("username");
         auth.metrics.login("throttled");
         return Err(AuthError::Throttled(wait.as_secs().max(1)));

@@ -1,0 +1,595 @@
+//! The Redis implementation of the store: the cross-replica single-flight
+//! lock and its shared results, GCRA throttle buckets, and the revocation
+//! list's shared copy with its pub/sub feed.
+//!
+//! Every operation is bounded by `store.timeout`. The first failure marks
+//! the store down (logged once, `gateway_store_up` 0); while it is down the
+//! callers use their in-process fallbacks at once, without trying Redis. A
+//! background task probes Redis and brings the store back up by itself,
+//! pushing the revocations this replica knows back into Redis (a restart or
+//! `FLUSHALL` loses them there) and telling the other replicas to reload.
+//!
+//! Key layout (`P` is `store.key_prefix`, `H` a keyed hash):
+//! - `P{H}:lock`, `P{H}:done`: one refresh's lock (a random owner id, with a
+//!   lease renewed while the IdP call runs) and its sealed result, kept for
+//!   `session.refresh_grace`;
+//! - `Pthrottle:ip:{H}`, `Pthrottle:user:{H}`: a bucket's theoretical
+//!   arrival time (GCRA), expiring once the bucket is full again;
+//! - `P{revoked}`: the revocation list, a sorted set of ids scored by the
+//!   Unix time they expire at; `P{revoked}:epoch` marks that this Redis has
+//!   been given the list (gone after a restart or `FLUSHALL`);
+//! - channel `Prevoked`: `"<until> <id>"` for each new entry, `"*"` to ask
+//!   every replica to reload the set.
+//!
+//! The `{…}` hash tags keep the keys one script touches in one Redis
+//! Cluster slot; this version connects to a single Redis endpoint (a
+//! standalone server, or a managed service's primary endpoint).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, IntoConnectionInfo, Script};
+use tokio_util::sync::CancellationToken;
+
+use super::revoked::Revoked;
+use super::Flight;
+use crate::config::RedisSettings;
+use crate::ops::metrics::StoreMetrics;
+
+/// How long a refresh lock holds without renewal (a replica that dies
+/// mid-refresh blocks the others this long at most).
+const LEASE: Duration = Duration::from_secs(5);
+/// How long a replica waits for another's refresh before doing it alone.
+const WAIT_MAX: Duration = Duration::from_secs(30);
+/// Probe interval while Redis answers, and while it does not.
+const PROBE_UP: Duration = Duration::from_secs(1);
+const PROBE_DOWN: Duration = Duration::from_millis(200);
+/// Revocations written per command when pushing the list back.
+const CHUNK: usize = 500;
+
+/// `KEYS[1]` lock, `KEYS[2]` done; `ARGV[1]` owner, `ARGV[2]` lease (ms).
+/// `{1, result}` if a result is kept, `{2, ""}` if the lock is now ours,
+/// `{0, ""}` if another replica holds it.
+const ACQUIRE: &str = r"
+local done = redis.call('GET', KEYS[2])
+if done then return {1, done} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
+return {0, ''}
+";
+
+/// `KEYS[1]` lock; `ARGV[1]` owner, `ARGV[2]` lease (ms).
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// `KEYS[1]` lock, `KEYS[2]` done; `ARGV[1]` owner, `ARGV[2]` result ('':
+/// none), `ARGV[3]` grace (ms). Stores the result, then releases the lock if
+/// it is still ours (compare-and-delete).
+const FINISH: &str = r"
+if ARGV[2] ~= '' and tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+/// GCRA. `KEYS[1]` the bucket; `ARGV[1]` emission interval (µs), `ARGV[2]`
+/// burst. 0 if allowed (and counted), else the µs to wait (nothing counted:
+/// a refused attempt costs nothing). Redis's clock, so replicas' clocks
+/// need not agree.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+local over = next_tat - now - interval * tonumber(ARGV[2])
+if over > 0 then return math.ceil(over) end
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1)
+return 0
+";
+
+/// The Redis side of the store.
+pub struct Remote {
+    client: redis::Client,
+    pool_size: usize,
+    connections: OnceLock<Vec<ConnectionManager>>,
+    next: AtomicUsize,
+    up: AtomicBool,
+    timeout: Duration,
+    prefix: String,
+    revoked: Arc<Revoked>,
+    scripts: Scripts,
+    metrics: StoreMetrics,
+    /// Wakes the probe at once after a failure (recovery is then prompt).
+    wake: tokio::sync::Notify,
+}
+
+struct Scripts {
+    acquire: Script,
+    renew: Script,
+    finish: Script,
+    gcra: Script,
+}
+
+/// A failed or timed-out operation (already logged and counted).
+struct Down;
+
+enum Acquired {
+    Done(String),
+    Won,
+    Busy,
+}
+
+impl Remote {
+    /// A client for `settings`; connects later, in [`Remote::start`].
+    pub fn new(
+        settings: &RedisSettings,
+        prefix: &str,
+        timeout: Duration,
+        revoked: Arc<Revoked>,
+    ) -> Result<Remote, String> {
+        let mut info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| e.to_string())?;
+        if let Some(password) = &settings.password {
+            let redis = info.redis_settings().clone().set_password(password.expose());
+            info = info.set_redis_settings(redis);
+        }
+        let client = match &settings.tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(Remote {
+            client,
+            pool_size: settings.pool_size,
+            connections: OnceLock::new(),
+            next: AtomicUsize::new(0),
+            up: AtomicBool::new(false),
+            timeout,
+            prefix: prefix.to_owned(),
+            revoked,
+            scripts: Scripts {
+                acquire: Script::new(ACQUIRE),
+                renew: Script::new(RENEW),
+                finish: Script::new(FINISH),
+                gcra: Script::new(GCRA),
+            },
+            metrics: StoreMetrics::new(),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Whether Redis answered the last operation or probe.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Spawns the probe (connects, watches, brings the store back up) and
+    /// the revocation feed, until `cancel` fires.
+    pub fn start(self: &Arc<Self>, cancel: &CancellationToken) {
+        self.metrics.up(false);
+        tokio::spawn(self.clone().probe(cancel.clone()));
+        tokio::spawn(self.clone().feed(cancel.clone()));
+    }
+
+    fn connection(&self) -> Option<ConnectionManager> {
+        let all = self.connections.get()?;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % all.len();
+        Some(all[i].clone())
+    }
+
+    /// Runs one operation, bounded by `store.timeout`; a failure marks the
+    /// store down.
+    async fn op<T, F, Fut>(&self, name: &'static str, f: F) -> Result<T, Down>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let Some(connection) = self.connection() else {
+            return Err(Down);
+        };
+        let error = match tokio::time::timeout(self.timeout, f(connection)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}", humantime::format_duration(self.timeout)),
+        };
+        self.metrics.error(name);
+        self.set_down(name, &error);
+        Err(Down)
+    }
+
+    fn set_down(&self, op: &str, error: &str) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                op,
+                error,
+                "store: Redis unreachable; each replica goes on with its own state until it is back"
+            );
+            self.metrics.up(false);
+        }
+        self.wake.notify_one();
+    }
+
+    fn key(&self, parts: std::fmt::Arguments<'_>) -> String {
+        format!("{}{}", self.prefix, parts)
+    }
+
+    fn revoked_key(&self) -> String {
+        self.key(format_args!("{{revoked}}"))
+    }
+
+    fn epoch_key(&self) -> String {
+        self.key(format_args!("{{revoked}}:epoch"))
+    }
+
+    fn channel(&self) -> String {
+        self.key(format_args!("revoked"))
+    }
+
+    // --- single-flight ---------------------------------------------------
+
+    /// See [`Store::once`](super::Store::once).
+    pub async fn once<V, Fut>(
+        self: &Arc<Self>,
+        key: &str,
+        grace: Duration,
+        work: impl FnOnce() -> Fut,
+    ) -> Flight<V>
+    where
+        Fut: Future<Output = (V, Option<String>)>,
+    {
+        if !self.is_up() {
+            return Flight::Alone(work().await.0);
+        }
+        let lock = self.key(format_args!("{{{key}}}:lock"));
+        let done = self.key(format_args!("{{{key}}}:done"));
+        let owner = owner_id();
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.acquire(&lock, &done, &owner).await {
+                Err(Down) => return Flight::Alone(work().await.0),
+                Ok(Acquired::Done(result)) => return Flight::Joined(result),
+                Ok(Acquired::Won) => break,
+                Ok(Acquired::Busy) => {}
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                tracing::warn!("store: another replica's refresh took too long; refreshing here");
+                return Flight::Alone(work().await.0);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        // Ours: keep the lease while the work runs.
+        let renewal = {
+            let this = self.clone();
+            let (lock, owner) = (lock.clone(), owner.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(LEASE / 3);
+                tick.tick().await;
+                let (script, lock, owner) = (&this.scripts.renew, &lock, &owner);
+                loop {
+                    tick.tick().await;
+                    let lease = millis(LEASE);
+                    let renewed = this
+                        .op("renew", |mut c| async move {
+                            script
+                                .key(lock)
+                                .arg(owner)
+                                .arg(lease)
+                                .invoke_async::<i64>(&mut c)
+                                .await
+                        })
+                        .await;
+                    if !matches!(renewed, Ok(1)) {
+                        return;
+                    }
+                }
+            })
+        };
+        let (value, share) = work().await;
+        renewal.abort();
+        let share = share.unwrap_or_default();
+        let grace = millis(grace);
+        let (script, lock, done, owner, share) =
+            (&self.scripts.finish, &lock, &done, &owner, &share);
+        let finished = self
+            .op("finish", |mut c| async move {
+                script
+                    .key(lock)
+                    .key(done)
+                    .arg(owner)
+                    .arg(share)
+                    .arg(grace)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        match finished {
+            Ok(_) => Flight::Led(value),
+            // The others may not see this result: they may refresh too.
+            Err(Down) => Flight::Alone(value),
+        }
+    }
+
+    async fn acquire(&self, lock: &str, done: &str, owner: &str) -> Result<Acquired, Down> {
+        let lease = millis(LEASE);
+        let script = &self.scripts.acquire;
+        let (code, result): (i64, String) = self
+            .op("acquire", |mut c| async move {
+                script
+                    .key(lock)
+                    .key(done)
+                    .arg(owner)
+                    .arg(lease)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(match code {
+            1 => Acquired::Done(result),
+            2 => Acquired::Won,
+            _ => Acquired::Busy,
+        })
+    }
+
+    // --- throttle --------------------------------------------------------
+
+    /// One attempt from the bucket `name` of kind `kind`: `None` if Redis
+    /// did not answer (the caller falls back to its own bucket).
+    pub async fn throttle(
+        &self,
+        kind: &str,
+        name: &str,
+        burst: u32,
+        per_minute: u32,
+    ) -> Option<Result<(), Duration>> {
+        let key = self.key(format_args!("throttle:{kind}:{{{name}}}"));
+        let interval = 60_000_000 / u64::from(per_minute.max(1));
+        let (script, key) = (&self.scripts.gcra, &key);
+        let wait: i64 = self
+            .op("throttle", |mut c| async move {
+                script
+                    .key(key)
+                    .arg(interval)
+                    .arg(burst.max(1))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+            .ok()?;
+        Some(match u64::try_from(wait) {
+            Ok(0) | Err(_) => Ok(()),
+            Ok(micros) => Err(Duration::from_micros(micros)),
+        })
+    }
+
+    // --- revocation ------------------------------------------------------
+
+    /// Writes a revocation already recorded locally to Redis and tells the
+    /// other replicas. If Redis does not answer, the probe writes it (with
+    /// every other local entry) once Redis is back.
+    pub async fn revoke(&self, id: &str, until: u64, now: u64) {
+        if !self.is_up() {
+            return;
+        }
+        let (set, channel) = (&self.revoked_key(), &self.channel());
+        let message = &format!("{until} {id}");
+        let _ = self
+            .op("revoke", |mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .cmd("ZADD")
+                    .arg(set)
+                    .arg("GT")
+                    .arg(until)
+                    .arg(id)
+                    .ignore()
+                    .cmd("ZREMRANGEBYSCORE")
+                    .arg(set)
+                    .arg("-inf")
+                    .arg(now)
+                    .ignore()
+                    .publish(channel, message)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+    }
+
+    /// Reads the shared revocation list into the local one.
+    async fn reload(&self) -> Result<(), Down> {
+        let set = &self.revoked_key();
+        let now = super::unix_now();
+        let entries: Vec<(String, u64)> = self
+            .op("reload", |mut c| async move {
+                c.zrangebyscore_withscores(set, now + 1, "+inf").await
+            })
+            .await?;
+        for (id, until) in entries {
+            self.revoked.insert(&id, until, now);
+        }
+        self.revoked.purge(now);
+        Ok(())
+    }
+
+    /// Pushes every local revocation into Redis (after it was unreachable,
+    /// restarted or flushed), marks it as holding the list, and asks every
+    /// replica to reload.
+    async fn push_back(&self) -> Result<(), Down> {
+        let now = super::unix_now();
+        let entries = self.revoked.entries(now);
+        let set = self.revoked_key();
+        for chunk in entries.chunks(CHUNK) {
+            let set = &set;
+            self.op("push_back", |mut c| async move {
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(set).arg("GT");
+                for (id, until) in chunk {
+                    cmd.arg(*until).arg(id);
+                }
+                cmd.query_async::<()>(&mut c).await
+            })
+            .await?;
+        }
+        let (epoch, channel) = (&self.epoch_key(), &self.channel());
+        self.op("push_back", |mut c| async move {
+            redis::pipe()
+                .set(epoch, now)
+                .ignore()
+                .publish(channel, "*")
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    // --- background ------------------------------------------------------
+
+    /// Connects, then probes Redis: brings the store up when it answers
+    /// (pushing the revocation list back first when Redis lost it or this
+    /// replica could not write), down when it does not.
+    async fn probe(self: Arc<Self>, cancel: CancellationToken) {
+        let mut connected = false;
+        loop {
+            if !connected {
+                connected = self.connect().await;
+            }
+            if connected {
+                self.check().await;
+            }
+            let pause = if self.is_up() { PROBE_UP } else { PROBE_DOWN };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified(), if self.is_up() => {}
+            }
+        }
+    }
+
+    async fn connect(&self) -> bool {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let mut all = Vec::with_capacity(self.pool_size);
+        for _ in 0..self.pool_size {
+            let manager = ConnectionManager::new_with_config(self.client.clone(), config.clone());
+            match tokio::time::timeout(Duration::from_secs(2), manager).await {
+                Ok(Ok(m)) => all.push(m),
+                Ok(Err(e)) => return self.not_connected(&e.to_string()),
+                Err(_) => return self.not_connected("no answer within 2s"),
+            }
+        }
+        let _ = self.connections.set(all);
+        true
+    }
+
+    fn not_connected(&self, error: &str) -> bool {
+        static LOGGED: AtomicBool = AtomicBool::new(false);
+        if !LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error, "store: cannot connect to Redis yet; retrying (each replica uses its own state meanwhile)");
+        }
+        false
+    }
+
+    async fn check(&self) {
+        let epoch = &self.epoch_key();
+        let answer = self
+            .op("probe", |mut c| async move {
+                redis::pipe()
+                    .cmd("PING")
+                    .ignore()
+                    .exists(epoch)
+                    .query_async::<(bool,)>(&mut c)
+                    .await
+            })
+            .await;
+        let Ok((holds_list,)) = answer else { return };
+        let was_up = self.is_up();
+        if !holds_list || !was_up {
+            // Restarted, flushed, or this replica missed writes and
+            // messages while it could not reach it: put back what this
+            // replica knows, take what the others put back.
+            if self.push_back().await.is_err() || self.reload().await.is_err() {
+                return;
+            }
+        }
+        if !was_up && !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!("store: Redis reachable; replicas share state again");
+            self.metrics.up(true);
+        }
+    }
+
+    /// Keeps the local revocation list in step: subscribes, reloads the
+    /// whole list, then applies each message; starts over on disconnect.
+    async fn feed(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(self.channel()).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            })
+            .await;
+            if let Ok(Ok(pubsub)) = subscribed {
+                let _ = self.reload().await;
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        m = messages.next() => m,
+                    };
+                    let Some(message) = message else { break };
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    self.apply(&payload).await;
+                }
+                tracing::debug!("store: revocation feed disconnected; resubscribing");
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(PROBE_DOWN) => {}
+            }
+        }
+    }
+
+    async fn apply(&self, message: &str) {
+        let now = super::unix_now();
+        if message == "*" {
+            let _ = self.reload().await;
+        } else if let Some((until, id)) = message.split_once(' ') {
+            if let Ok(until) = until.parse() {
+                self.revoked.insert(id, until, now);
+            }
+        }
+    }
+}
+
+/// A random lock owner id.
+fn owner_id() -> String {
+    super::random_bytes::<16>()
+        .iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
