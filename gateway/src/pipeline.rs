@@ -111,7 +111,11 @@ impl Gateway {
             u.pool_max_idle_per_host,
             workers::count(config.server.worker_threads),
         ));
-        let secret = config.session.cookie_key.as_ref().map(|k| k.expose().as_bytes());
+        let secret = config
+            .session
+            .cookie_key
+            .as_ref()
+            .map(|k| k.expose().as_bytes());
         let store = Arc::new(Store::new(&config.store, &config.login, secret)?);
         let built = app::build(&config.apps, &config.session, &store)?;
         let server = &config.server;

@@ -7,6 +7,7 @@
 //! state of an authenticated request is one hash lookup.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -226,9 +227,13 @@ impl AppAuth {
             sealer,
             policy,
             page,
-            // An IdP outage is not remembered: the next request tries again.
+            // An IdP outage is not remembered, nor a refusal that may be a
+            // replay: the next request tries again.
             flight: SingleFlight::new(|r: &RefreshResult| {
-                !matches!(r, Err(RefreshFailure::Unavailable))
+                !matches!(
+                    r,
+                    Err(RefreshFailure::Unavailable | RefreshFailure::Contested)
+                )
             }),
             metrics: AuthMetrics::new(app),
             extra_identity_headers,
@@ -246,6 +251,9 @@ impl AppAuth {
     /// `now` and not due for an early refresh: the steady state, no await.
     pub fn cached_valid(&self, token: &[u8], now: u64) -> Option<Arc<Identity>> {
         let identity = self.cached(token)?;
+        if !self.live(&identity, now) {
+            return None;
+        }
         match self.in_time(identity, now) {
             Checked::Valid(identity) if !self.due_for_refresh(&identity, now) => {
                 self.metrics.cache(true);
@@ -279,6 +287,9 @@ impl AppAuth {
     ) -> Result<Checked, VerifyError> {
         if let Some(identity) = self.cached(token.as_bytes()) {
             self.metrics.cache(true);
+            if !self.live(&identity, now) {
+                return Err(VerifyError::Revoked);
+            }
             return Ok(self.in_time(identity, now));
         }
         self.metrics.cache(false);
@@ -299,6 +310,11 @@ impl AppAuth {
         let identity = Arc::new(self.identity(token, &claims));
         self.cache
             .insert(cache_key(token.as_bytes()), identity.clone());
+        // After the insert: a revocation arriving meanwhile either finds
+        // the entry to remove, or is in the list this looks at.
+        if !self.live(&identity, now) {
+            return Err(VerifyError::Revoked);
+        }
         Ok(self.in_time(identity, now))
     }
 
@@ -353,14 +369,59 @@ impl AppAuth {
         for (name, claim) in &h.claims {
             push(&Some(name.clone()), claim_text(claims, claim));
         }
+        let sid = claims.sid().map(str::to_owned);
         Identity {
             token: token.into(),
             exp: claims.time("exp").unwrap_or(0),
             sub: claims.sub().map(str::to_owned),
-            sid: claims.sid().map(str::to_owned),
+            revocation: self.revocation_id(sid.as_deref(), token).into(),
+            sid,
             roles,
             headers,
+            live_at: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// The id a session is revoked under: by its `sid` where the IdP sets
+    /// one (every JWT of the session, refreshed or not), else by the token.
+    pub fn revocation_id(&self, sid: Option<&str>, token: &str) -> String {
+        match sid {
+            Some(sid) => self
+                .store
+                .digest(&[b"session", self.app.as_bytes(), sid.as_bytes()]),
+            None => self
+                .store
+                .digest(&[b"token", self.app.as_bytes(), token.as_bytes()]),
+        }
+    }
+
+    /// Whether `identity`'s session is still live (not revoked) at `now`:
+    /// two integers compared, unless the revocation list has grown since
+    /// the last look (then one local lookup). A revoked token leaves the
+    /// cache.
+    fn live(&self, identity: &Identity, now: u64) -> bool {
+        let generation = self.store.revocations();
+        if identity.live_at.load(Ordering::Relaxed) == generation {
+            return true;
+        }
+        if self.store.is_revoked(&identity.revocation, now) {
+            self.cache.remove(&cache_key(identity.token.as_bytes()));
+            return false;
+        }
+        identity.live_at.store(generation, Ordering::Relaxed);
+        true
+    }
+
+    /// Ends the session `identity` belongs to, on every replica, until its
+    /// token would have expired anyway.
+    pub async fn revoke(&self, identity: &Identity) {
+        let now = unix_now();
+        let until = identity
+            .exp
+            .saturating_add(self.policy.leeway)
+            .saturating_add(1);
+        self.store.revoke(&identity.revocation, until, now).await;
+        self.cache.remove(&cache_key(identity.token.as_bytes()));
     }
 
     /// The name a sealed value is bound to: app and cookie, so a refresh

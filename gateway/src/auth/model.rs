@@ -5,6 +5,7 @@
 //! Plain data, below every stage and the per-app state, so that they all
 //! import it and it imports none of them.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
@@ -30,6 +31,12 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// Identity headers for the upstream, in order.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What ending this token's session revokes: a store digest of the app
+    /// and the `sid`, or of the app and the token itself without one.
+    pub revocation: Box<str>,
+    /// The revocation-list generation at which this token was last found
+    /// live (`u64::MAX`: never checked yet).
+    pub(super) live_at: AtomicU64,
 }
 
 impl std::fmt::Debug for Identity {
@@ -92,6 +99,12 @@ pub enum RefreshFailure {
     /// rotated one spends the old) must reach the browser, or the next try
     /// is a replay and the user is logged out.
     Unpublished(Arc<RefreshCookie>),
+    /// The IdP refused the refresh while the replicas could not coordinate
+    /// (Redis unreachable): possibly a replay of a token another replica
+    /// has just rotated, with the session fine. Answered like
+    /// [`RefreshFailure::Unavailable`] (503, cookies kept), never with a
+    /// logout.
+    Contested,
 }
 
 /// What the single-flight shares.

@@ -18,12 +18,24 @@
 //! Concurrent requests with the same refresh token share one IdP call
 //! ([`SingleFlight`](super::single_flight::SingleFlight)), and requests
 //! arriving within `session.refresh_grace` after it reuse its result, so an
-//! IdP with one-time-use refresh tokens never sees a replay.
+//! IdP with one-time-use refresh tokens never sees a replay. Across
+//! replicas the same holds through the store
+//! ([`Store::once`](crate::store::Store::once)): one replica
+//! calls the IdP and shares its outcome, sealed with the session key, with
+//! the others. While the store cannot coordinate the replicas (Redis
+//! unreachable), a refusal may be the IdP refusing a replay of a token
+//! another replica has just rotated: it answers 503 with the cookies kept
+//! ([`RefreshFailure::Contested`]), never a logout.
+//!
+//! A session on the revocation list (logged out, revoked) is not refreshed:
+//! its cookies are cleared as if the IdP had refused.
 
 use std::sync::Arc;
 
 use http::HeaderValue;
 use tokio::time::Instant;
+
+use serde::{Deserialize, Serialize};
 
 use super::app::{unix_now, AppAuth};
 use super::error::AuthError;
@@ -32,6 +44,7 @@ use super::model::{Checked, Identity, RefreshCookie, RefreshFailure, RefreshResu
 use super::session::{self, Session};
 use super::single_flight::Role;
 use super::verify::VerifyError;
+use crate::store::Flight;
 
 /// The identity to forward with, and cookies to add to the answer.
 #[derive(Debug)]
@@ -54,6 +67,10 @@ pub async fn stage(
     let (presented, still_valid) = match &checked {
         Ok(Checked::Valid(id)) => (Some(id.clone()), Some(id.clone())),
         Ok(Checked::Expired(id)) => (Some(id.clone()), None),
+        Err(VerifyError::Revoked) => {
+            tracing::info!("JWT of a revoked session; login required");
+            return Err(relogin(true));
+        }
         Err(e) => {
             if session.jwt.is_some() {
                 tracing::info!(reason = %e, "JWT refused");
@@ -87,11 +104,21 @@ pub async fn stage(
         }
     }
 
+    if let Some(sid) = &cookie.sid {
+        if auth
+            .store
+            .is_revoked(&auth.revocation_id(Some(sid), ""), unix_now())
+        {
+            tracing::info!("refresh cookie of a revoked session; login required");
+            return Err(relogin(true));
+        }
+    }
+
     let work = {
         let auth = auth.clone();
         let cookie = cookie.clone();
         let jwt = session.jwt.clone();
-        move || async move { refresh(&auth, cookie, jwt).await }
+        move || async move { across_replicas(&auth, cookie, jwt).await }
     };
     let shared = auth
         .flight
@@ -127,7 +154,7 @@ pub async fn stage(
             })
         }
         Err(RefreshFailure::Rejected | RefreshFailure::Invalid) => Err(relogin(true)),
-        Err(RefreshFailure::Unavailable) => match still_valid {
+        Err(RefreshFailure::Unavailable | RefreshFailure::Contested) => match still_valid {
             // Refreshing early failed: the JWT itself is still good.
             Some(identity) => Ok(Renewed {
                 identity,
@@ -148,6 +175,102 @@ pub async fn stage(
                 None => Err(AuthError::RefreshUnverifiable(set_cookies)),
             }
         }
+    }
+}
+
+/// A refresh outcome as replicas share it (sealed in the store).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "o", rename_all = "lowercase")]
+enum Shared {
+    Ok { jwt: String, refresh: RefreshCookie },
+    Rejected,
+    Invalid,
+    Unpublished { refresh: RefreshCookie },
+}
+
+/// The refresh once across replicas (this replica's requests have already
+/// coalesced): the replica that wins the store's lock calls the IdP and
+/// shares the outcome; the others take it from the store.
+async fn across_replicas(
+    auth: &Arc<AppAuth>,
+    cookie: RefreshCookie,
+    jwt: Option<String>,
+) -> RefreshResult {
+    let key = auth
+        .store
+        .digest(&[b"refresh", auth.app.as_bytes(), cookie.token.as_bytes()]);
+    let context = format!("{}/refresh/{key}", auth.app);
+    let flight = auth
+        .store
+        .once(&key, auth.session.refresh_grace, || async {
+            let result = refresh(auth, cookie, jwt).await;
+            let shared = match &result {
+                Ok(r) => Some(Shared::Ok {
+                    jwt: r.jwt.clone(),
+                    refresh: r.refresh.clone(),
+                }),
+                Err(RefreshFailure::Rejected) => Some(Shared::Rejected),
+                Err(RefreshFailure::Invalid) => Some(Shared::Invalid),
+                Err(RefreshFailure::Unpublished(kept)) => Some(Shared::Unpublished {
+                    refresh: (**kept).clone(),
+                }),
+                // Not kept: the next request tries again.
+                Err(RefreshFailure::Unavailable | RefreshFailure::Contested) => None,
+            };
+            let sealed = shared.map(|s| {
+                let plain = serde_json::to_string(&s).unwrap_or_default();
+                auth.sealer.seal(&context, &plain)
+            });
+            (result, sealed)
+        })
+        .await;
+    match flight {
+        Flight::Led(result) => result,
+        Flight::Alone(Err(RefreshFailure::Rejected)) => {
+            tracing::warn!(
+                "the IdP refused a refresh while the replicas could not coordinate (store                  unreachable): possibly a replay of a token another replica rotated;                  answering 503 and keeping the cookies"
+            );
+            Err(RefreshFailure::Contested)
+        }
+        Flight::Alone(result) => result,
+        Flight::Joined(sealed) => {
+            auth.metrics.refresh_waiter("replica");
+            joined(auth, &context, &sealed).await
+        }
+    }
+}
+
+/// Another replica's outcome, opened and made this replica's.
+async fn joined(auth: &AppAuth, context: &str, sealed: &str) -> RefreshResult {
+    let Some(shared) = auth
+        .sealer
+        .open(context, sealed)
+        .and_then(|plain| serde_json::from_str::<Shared>(&plain).ok())
+    else {
+        tracing::error!(
+            "another replica's refresh result does not open: do all replicas share              session.cookie_key?"
+        );
+        return Err(RefreshFailure::Unavailable);
+    };
+    match shared {
+        Shared::Rejected => Err(RefreshFailure::Rejected),
+        Shared::Invalid => Err(RefreshFailure::Invalid),
+        Shared::Unpublished { refresh } => Err(RefreshFailure::Unpublished(Arc::new(refresh))),
+        Shared::Ok { jwt, refresh } => match auth.check_issued(&jwt, unix_now()).await {
+            Ok(Checked::Valid(identity) | Checked::Expired(identity)) => Ok(Arc::new(Refreshed {
+                jwt,
+                refresh,
+                identity,
+            })),
+            Err(VerifyError::Revoked) => Err(RefreshFailure::Rejected),
+            Err(e) => {
+                // Verified by the replica that refreshed, not here (keys not
+                // loaded yet, or settings that differ): nothing to forward
+                // with, but the rotated refresh token must reach the browser.
+                tracing::warn!(reason = %e, "another replica's refreshed JWT does not verify here");
+                Err(RefreshFailure::Unpublished(Arc::new(refresh)))
+            }
+        },
     }
 }
 

@@ -200,6 +200,10 @@ pub enum VerifyError {
     /// The token was issued to another client (another app).
     #[error("issued to another client")]
     Client,
+    /// The token's session was ended (logout, or a revocation) before the
+    /// token expired.
+    #[error("session revoked")]
+    Revoked,
     /// `nbf` is in the future.
     #[error("not yet valid")]
     NotYetValid,

@@ -173,8 +173,7 @@ impl RawStore {
                 format!("not a URL ({e}); expected redis://host:port/db or rediss://…"),
             )
         })?;
-        if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none_or(str::is_empty)
-        {
+        if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none_or(str::is_empty) {
             return Err(invalid(
                 "store.url",
                 "expected redis://host:port/db or rediss://host:port/db (TLS)",
@@ -212,18 +211,19 @@ impl RawStore {
             .or(in_url)
             .filter(|p| !p.is_empty())
             .map(Secret::new);
-        let tls_ca = match &self.tls_ca_file {
-            None => None,
-            Some(_) if url.scheme() != "rediss" => {
-                return Err(invalid(
-                    "store.tls_ca_file",
-                    "is set but store.url is not rediss:// (TLS)",
-                ))
-            }
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                invalid("store.tls_ca_file", format!("{}: {e}", path.display()))
-            })?),
-        };
+        let tls_ca =
+            match &self.tls_ca_file {
+                None => None,
+                Some(_) if url.scheme() != "rediss" => {
+                    return Err(invalid(
+                        "store.tls_ca_file",
+                        "is set but store.url is not rediss:// (TLS)",
+                    ))
+                }
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    invalid("store.tls_ca_file", format!("{}: {e}", path.display()))
+                })?),
+            };
         if self.pool_size == 0 || self.pool_size > 64 {
             return Err(invalid("store.pool_size", "must be between 1 and 64"));
         }
@@ -241,6 +241,7 @@ mod tests {
     use super::*;
 
     fn load(toml_text: &str) -> Result<StoreConfig, String> {
+        use figment::providers::Format;
         let raw: RawStore = figment::Figment::new()
             .merge(figment::providers::Toml::string(toml_text))
             .extract()
@@ -275,12 +276,18 @@ mod tests {
             ("kind = \"redis\"", "store.url"),
             ("kind = \"redis\"\nurl = \"http://x\"", "store.url"),
             ("kind = \"redis\"\nurl = \"redis://x/db\"", "store.url"),
-            ("kind = \"redis\"\nurl = \"redis://x/0?password=y\"", "store.url"),
+            (
+                "kind = \"redis\"\nurl = \"redis://x/0?password=y\"",
+                "store.url",
+            ),
             (
                 "kind = \"redis\"\nurl = \"redis://:a@x/0\"\npassword = \"b\"",
                 "store.password",
             ),
-            ("kind = \"redis\"\nurl = \"redis://x\"\npool_size = 0", "store.pool_size"),
+            (
+                "kind = \"redis\"\nurl = \"redis://x\"\npool_size = 0",
+                "store.pool_size",
+            ),
             (
                 "kind = \"redis\"\nurl = \"redis://x\"\ntls_ca_file = \"/ca.pem\"",
                 "store.tls_ca_file",

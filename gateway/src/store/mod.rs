@@ -314,7 +314,10 @@ mod tests {
     async fn a_memory_store_runs_the_work_here_and_throttles_per_bucket() {
         let store = Store::memory(&login());
         assert!(!store.is_shared());
-        match store.once("k", Duration::from_secs(1), || async { (7, None) }).await {
+        match store
+            .once("k", Duration::from_secs(1), || async { (7, None) })
+            .await
+        {
             Flight::Led(7) => {}
             other => panic!("{other:?}"),
         }

@@ -143,7 +143,10 @@ impl Remote {
             .into_connection_info()
             .map_err(|e| e.to_string())?;
         if let Some(password) = &settings.password {
-            let redis = info.redis_settings().clone().set_password(password.expose());
+            let redis = info
+                .redis_settings()
+                .clone()
+                .set_password(password.expose());
             info = info.set_redis_settings(redis);
         }
         let client = match &settings.tls_ca {
@@ -209,7 +212,10 @@ impl Remote {
         let error = match tokio::time::timeout(self.timeout, f(connection)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {}", humantime::format_duration(self.timeout)),
+            Err(_) => format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout)
+            ),
         };
         self.metrics.error(name);
         self.set_down(name, &error);
@@ -587,7 +593,9 @@ impl Remote {
 /// A random lock owner id.
 fn owner_id() -> String {
     super::random_bytes::<16>()
-        .iter().map(|b| format!("{b:02x}")).collect()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn millis(d: Duration) -> u64 {

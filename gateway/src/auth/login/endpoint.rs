@@ -8,15 +8,17 @@
 //!   generic message (wrong password and unknown user alike, never faster than
 //!   `login.min_failure_time`); 503 and the form when the IdP is unavailable;
 //!   403 on a bad CSRF token; 429 with `Retry-After` when throttled.
-//!   Throttling takes an attempt from the client address first (an IPv6
+//!   Throttling (in the store: shared by every replica with Redis) takes an attempt from the client address first (an IPv6
 //!   client's /64), then, for a form with both fields filled in, from the
 //!   username at the IdP, shared by every app that uses it; an empty field is
 //!   refused with the generic 401 before the username pays for it.
 //! - `GET  {prefix}/logout` a confirmation page (an unmodified app cannot put
 //!   our CSRF token in its own logout link, so it links here).
-//! - `POST {prefix}/logout` CSRF, forget any refresh of the session kept for
-//!   late requests, revoke the refresh token at the IdP (best effort), clear
-//!   the cookies, 302 to the login page or the configured URL.
+//! - `POST {prefix}/logout` CSRF, put the session on the revocation list
+//!   (every replica refuses its JWT from then on, until it would have
+//!   expired), forget any refresh of the session kept for late requests,
+//!   revoke the refresh token at the IdP (best effort), clear the cookies,
+//!   302 to the login page or the configured URL.
 //!
 //! Both forms are read within `login.form_timeout` (408 after it, the body
 //! left unread) and up to 16 KiB (400 beyond).
@@ -373,6 +375,16 @@ async fn logout(
         return Err(AuthError::Csrf);
     }
     let session = session::read(auth, &headers);
+    // The JWT leaves service on every replica now, not at its `exp`: a
+    // copy of it (stolen, or in another tab) is refused from here on. Only
+    // a genuine token can end its session.
+    if let Some(jwt) = &session.jwt {
+        if let Ok(Checked::Valid(identity) | Checked::Expired(identity)) =
+            auth.check(jwt, unix_now()).await
+        {
+            auth.revoke(&identity).await;
+        }
+    }
     let mut revoked = false;
     if let Some(cookie) = &session.refresh(auth) {
         // A refresh of this session kept for late requests (by the old token
