@@ -191,6 +191,20 @@ fn reference_config_documents_the_defaults() {
         f.pool_max_idle_per_host, d.pool_max_idle_per_host,
         "upstream.pool_max_idle_per_host"
     );
+    let (f, d) = (&file.store, &defaults.store);
+    assert_eq!(f.kind, d.kind, "store.kind");
+    assert_eq!(f.key_prefix, d.key_prefix, "store.key_prefix");
+    assert_eq!(f.timeout, d.timeout, "store.timeout");
+    // The Redis-only keys, with kind = "redis" in both.
+    let redis = "kind = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"";
+    let file_redis = gateway::Config::from_toml(&text.replace("kind = \"memory\"", redis))
+        .expect("config.toml with a Redis store is valid");
+    let defaults_redis = gateway::Config::from_toml(&format!("[store]\n{redis}\n{APP}"))
+        .expect("minimal Redis config is valid");
+    assert_eq!(
+        file_redis.store.kind, defaults_redis.store.kind,
+        "store.pool_size"
+    );
     let (f, d) = (&file.apps[0], &defaults.apps[0]);
     assert_eq!(f.path_prefix, d.path_prefix, "apps[].path_prefix");
     assert_eq!(f.preserve_host, d.preserve_host, "apps[].preserve_host");
@@ -859,7 +873,7 @@ fn kubernetes_service_variables_are_not_configuration() {
     );
     assert!(
         out.stderr
-            .contains("server, log, upstream, idp, session, login, apps"),
+            .contains("server, log, upstream, idp, session, login, store, apps"),
         "{}",
         out.stderr
     );
