@@ -31,28 +31,12 @@ use crate::config::{LoginConfig, StoreConfig, StoreKind};
 pub mod remote;
 pub mod revoked;
 pub mod throttle;
+pub mod values;
 
 use remote::Remote;
 use revoked::Revoked;
 use throttle::Throttle;
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `N` random bytes.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    // The system's generator does not fail on any platform the gateway
-    // runs on; if it did, keys would be predictable: stop.
-    if aws_lc_rs::rand::fill(&mut out).is_err() {
-        panic!("the system random number generator failed");
-    }
-    out
-}
+pub use values::{random_bytes, unix_now, Flight};
 
 /// Which login throttle an attempt counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,19 +54,6 @@ impl Bucket {
             Bucket::User => "user",
         }
     }
-}
-
-/// How a piece of work run through [`Store::once`] went.
-#[derive(Debug)]
-pub enum Flight<V> {
-    /// This replica did the work, with every other replica held off (or
-    /// there is only this one): its result is final.
-    Led(V),
-    /// Another replica did it: its shared result, as it stored it (sealed).
-    Joined(String),
-    /// This replica did the work without being able to hold the others off
-    /// (Redis unreachable): another replica may have done it too.
-    Alone(V),
 }
 
 /// The burst and refill rate of one throttle.

@@ -36,7 +36,7 @@ use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use tokio_util::sync::CancellationToken;
 
 use super::revoked::Revoked;
-use super::Flight;
+use super::values::{random_bytes, unix_now, Flight};
 use crate::config::RedisSettings;
 use crate::ops::metrics::StoreMetrics;
 
@@ -425,7 +425,7 @@ impl Remote {
     /// Reads the shared revocation list into the local one.
     async fn reload(&self) -> Result<(), Down> {
         let set = &self.revoked_key();
-        let now = super::unix_now();
+        let now = unix_now();
         let entries: Vec<(String, u64)> = self
             .op("reload", |mut c| async move {
                 c.zrangebyscore_withscores(set, now + 1, "+inf").await
@@ -442,7 +442,7 @@ impl Remote {
     /// restarted or flushed), marks it as holding the list, and asks every
     /// replica to reload.
     async fn push_back(&self) -> Result<(), Down> {
-        let now = super::unix_now();
+        let now = unix_now();
         let entries = self.revoked.entries(now);
         let set = self.revoked_key();
         for chunk in entries.chunks(CHUNK) {
@@ -579,7 +579,7 @@ impl Remote {
     }
 
     async fn apply(&self, message: &str) {
-        let now = super::unix_now();
+        let now = unix_now();
         if message == "*" {
             let _ = self.reload().await;
         } else if let Some((until, id)) = message.split_once(' ') {
@@ -592,7 +592,7 @@ impl Remote {
 
 /// A random lock owner id.
 fn owner_id() -> String {
-    super::random_bytes::<16>()
+    random_bytes::<16>()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
