@@ -542,7 +542,7 @@ impl Remote {
             }
         }
         if !was_up && !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!("store: Redis reachable; replicas share state again");
+            tracing::info!("store: Redis reachable; sharing state with the other replicas");
             self.metrics.up(true);
         }
     }
