@@ -20,12 +20,13 @@ use super::csrf::Csrf;
 use super::idp_state::{IdpState, KidSource};
 use super::login::page::LoginPage;
 use super::model::{Checked, Identity, RefreshFailure, RefreshResult, IDENTITY_PREFIX};
+use super::revocation;
 use super::single_flight::SingleFlight;
 use super::throttle;
 use super::verify::{self, Claims, Policy, Verified, VerifyError};
 use crate::config::{AppConfig, Audience, AuthConfig, CookieSpec, LoginConfig, SessionConfig};
 use crate::ops::metrics::AuthMetrics;
-use crate::store::{Bucket, Store};
+use crate::store::{Bucket, Entry, Store};
 
 pub use crate::store::unix_now;
 
@@ -98,6 +99,8 @@ pub struct AppAuth {
     pub extra_identity_headers: Vec<HeaderName>,
     /// Shared state: cross-replica refreshes, the revocation list.
     pub store: Arc<Store>,
+    /// The id under which every session of this app's client is revoked.
+    client_revocation: Box<str>,
     cache: Cache<u128, Arc<Identity>>,
 }
 
@@ -240,6 +243,7 @@ impl AppAuth {
             wires,
             others: Vec::new(),
             cache: Cache::new(session.cache_capacity),
+            client_revocation: revocation::client(&store, &config.client.id).into(),
             store,
             config: config.clone(),
             session: session.clone(),
@@ -370,28 +374,27 @@ impl AppAuth {
             push(&Some(name.clone()), claim_text(claims, claim));
         }
         let sid = claims.sid().map(str::to_owned);
+        let sub = claims.sub().map(str::to_owned);
+        let client = self.config.client.id.as_str();
+        let store = &self.store;
+        let mut revocations = vec![match &sid {
+            Some(sid) => revocation::session(store, client, sid).into(),
+            None => revocation::token(store, &self.app, token).into(),
+        }];
+        if let Some(sub) = &sub {
+            revocations.push(revocation::user(store, sub, None).into());
+            revocations.push(revocation::user(store, sub, Some(client)).into());
+        }
         Identity {
             token: token.into(),
             exp: claims.time("exp").unwrap_or(0),
-            sub: claims.sub().map(str::to_owned),
-            revocation: self.revocation_id(sid.as_deref(), token).into(),
+            iat: claims.time("iat").unwrap_or(0),
+            sub,
+            revocations: revocations.into(),
             sid,
             roles,
             headers,
             live_at: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    /// The id a session is revoked under: by its `sid` where the IdP sets
-    /// one (every JWT of the session, refreshed or not), else by the token.
-    pub fn revocation_id(&self, sid: Option<&str>, token: &str) -> String {
-        match sid {
-            Some(sid) => self
-                .store
-                .digest(&[b"session", self.app.as_bytes(), sid.as_bytes()]),
-            None => self
-                .store
-                .digest(&[b"token", self.app.as_bytes(), token.as_bytes()]),
         }
     }
 
@@ -404,7 +407,12 @@ impl AppAuth {
         if identity.live_at.load(Ordering::Relaxed) == generation {
             return true;
         }
-        if self.store.is_revoked(&identity.revocation, now) {
+        let revoked = identity
+            .revocations
+            .iter()
+            .chain(std::iter::once(&self.client_revocation))
+            .any(|id| self.store.is_revoked(id, identity.iat, now));
+        if revoked {
             self.cache.remove(&cache_key(identity.token.as_bytes()));
             return false;
         }
@@ -416,11 +424,16 @@ impl AppAuth {
     /// token would have expired anyway.
     pub async fn revoke(&self, identity: &Identity) {
         let now = unix_now();
-        let until = identity
-            .exp
-            .saturating_add(self.policy.leeway)
-            .saturating_add(1);
-        self.store.revoke(&identity.revocation, until, now).await;
+        let entry = Entry {
+            before: u64::MAX,
+            until: identity
+                .exp
+                .saturating_add(self.policy.leeway)
+                .saturating_add(1),
+        };
+        self.store
+            .revoke(&identity.revocations[0], entry, now)
+            .await;
         self.cache.remove(&cache_key(identity.token.as_bytes()));
     }
 

@@ -20,6 +20,7 @@ pub mod model;
 pub mod public;
 pub mod refresh;
 pub mod return_to;
+pub mod revocation;
 pub mod session;
 pub mod single_flight;
 pub mod throttle;

@@ -31,9 +31,12 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// Identity headers for the upstream, in order.
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// What ending this token's session revokes: a store digest of the app
-    /// and the `sid`, or of the app and the token itself without one.
-    pub revocation: Box<str>,
+    /// `iat` (0 without one: every revocation of its user then covers it).
+    pub iat: u64,
+    /// The ids its session may be revoked under (see `auth::revocation`):
+    /// first the session's own (its `sid`, or the token without one), then
+    /// its user's across clients and for this client.
+    pub revocations: Box<[Box<str>]>,
     /// The revocation-list generation at which this token was last found
     /// live (`u64::MAX`: never checked yet).
     pub(super) live_at: AtomicU64,

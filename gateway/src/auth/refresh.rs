@@ -41,6 +41,7 @@ use super::app::{unix_now, AppAuth};
 use super::error::AuthError;
 use super::idp::IdpError;
 use super::model::{Checked, Identity, RefreshCookie, RefreshFailure, RefreshResult, Refreshed};
+use super::revocation;
 use super::session::{self, Session};
 use super::single_flight::Role;
 use super::verify::VerifyError;
@@ -105,10 +106,8 @@ pub async fn stage(
     }
 
     if let Some(sid) = &cookie.sid {
-        if auth
-            .store
-            .is_revoked(&auth.revocation_id(Some(sid), ""), unix_now())
-        {
+        let id = revocation::session(&auth.store, &auth.config.client.id, sid);
+        if auth.store.is_revoked(&id, 0, unix_now()) {
             tracing::info!("refresh cookie of a revoked session; login required");
             return Err(relogin(true));
         }

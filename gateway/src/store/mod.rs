@@ -34,6 +34,7 @@ pub mod throttle;
 pub mod values;
 
 use remote::Remote;
+pub use revoked::Entry;
 use revoked::Revoked;
 use throttle::Throttle;
 pub use values::{random_bytes, unix_now, Flight};
@@ -229,19 +230,20 @@ impl Store {
         local.check(key, Instant::now())
     }
 
-    /// Records `id` (a [`Store::digest`] naming a session) as revoked until
-    /// `until` (Unix seconds): at once on this replica, and on every other
-    /// within moments through Redis (or once Redis is back).
-    pub async fn revoke(&self, id: &str, until: u64, now: u64) {
-        self.revoked.insert(id, until, now);
+    /// Records `id` (a [`Store::digest`] naming a session, a user, …) as
+    /// revoked for the tokens `entry` covers: at once on this replica, and
+    /// on every other within moments through Redis (or once Redis is back).
+    pub async fn revoke(&self, id: &str, entry: Entry, now: u64) {
+        self.revoked.insert(id, entry, now);
         if let Some(remote) = &self.remote {
-            remote.revoke(id, until, now).await;
+            remote.revoke(id, entry, now).await;
         }
     }
 
-    /// Whether `id` is revoked at `now`: a local lookup, never a Redis call.
-    pub fn is_revoked(&self, id: &str, now: u64) -> bool {
-        self.revoked.contains(id, now)
+    /// Whether a token under `id` issued at `iat` is revoked at `now`: a
+    /// local lookup, never a Redis call.
+    pub fn is_revoked(&self, id: &str, iat: u64, now: u64) -> bool {
+        self.revoked.contains(id, iat, now)
     }
 
     /// Moves on whenever an entry is added to the revocation list: a value
@@ -303,9 +305,13 @@ mod tests {
     async fn revocations_are_local_lookups_that_move_the_generation() {
         let store = Store::memory(&login());
         let g = store.revocations();
-        store.revoke("s1", 200, 100).await;
-        assert!(store.is_revoked("s1", 150));
-        assert!(!store.is_revoked("s1", 201));
+        let entry = Entry {
+            before: u64::MAX,
+            until: 200,
+        };
+        store.revoke("s1", entry, 100).await;
+        assert!(store.is_revoked("s1", 0, 150));
+        assert!(!store.is_revoked("s1", 0, 201));
         assert_ne!(store.revocations(), g);
     }
 }

@@ -15,11 +15,13 @@
 //!   `session.refresh_grace`;
 //! - `Pthrottle:ip:{H}`, `Pthrottle:user:{H}`: a bucket's theoretical
 //!   arrival time (GCRA), expiring once the bucket is full again;
-//! - `P{revoked}`: the revocation list, a sorted set of ids scored by the
-//!   Unix time they expire at; `P{revoked}:epoch` marks that this Redis has
-//!   been given the list (gone after a restart or `FLUSHALL`);
-//! - channel `Prevoked`: `"<until> <id>"` for each new entry, `"*"` to ask
-//!   every replica to reload the set.
+//! - `P{revoked}`: the revocation list, a sorted set of `"<before> <id>"`
+//!   members scored by the Unix time they expire at (`before`: the entry
+//!   refuses tokens issued at or before it); `P{revoked}:epoch` marks that
+//!   this Redis has been given the list (gone after a restart or
+//!   `FLUSHALL`);
+//! - channel `Prevoked`: `"<until> <before> <id>"` for each new entry, `"*"`
+//!   to ask every replica to reload the set.
 //!
 //! The `{…}` hash tags keep the keys one script touches in one Redis
 //! Cluster slot; this version connects to a single Redis endpoint (a
@@ -35,7 +37,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use tokio_util::sync::CancellationToken;
 
-use super::revoked::Revoked;
+use super::revoked::{Entry, Revoked};
 use super::values::{random_bytes, unix_now, Flight};
 use crate::config::RedisSettings;
 use crate::ops::metrics::StoreMetrics;
@@ -393,12 +395,14 @@ impl Remote {
     /// Writes a revocation already recorded locally to Redis and tells the
     /// other replicas. If Redis does not answer, the probe writes it (with
     /// every other local entry) once Redis is back.
-    pub async fn revoke(&self, id: &str, until: u64, now: u64) {
+    pub async fn revoke(&self, id: &str, entry: Entry, now: u64) {
         if !self.is_up() {
             return;
         }
         let (set, channel) = (&self.revoked_key(), &self.channel());
-        let message = &format!("{until} {id}");
+        let Entry { before, until } = entry;
+        let member = &format!("{before} {id}");
+        let message = &format!("{until} {before} {id}");
         let _ = self
             .op("revoke", |mut c| async move {
                 redis::pipe()
@@ -407,7 +411,7 @@ impl Remote {
                     .arg(set)
                     .arg("GT")
                     .arg(until)
-                    .arg(id)
+                    .arg(member)
                     .ignore()
                     .cmd("ZREMRANGEBYSCORE")
                     .arg(set)
@@ -431,8 +435,12 @@ impl Remote {
                 c.zrangebyscore_withscores(set, now + 1, "+inf").await
             })
             .await?;
-        for (id, until) in entries {
-            self.revoked.insert(&id, until, now);
+        for (member, until) in entries {
+            if let Some((before, id)) = member.split_once(' ') {
+                if let Ok(before) = before.parse() {
+                    self.revoked.insert(id, Entry { before, until }, now);
+                }
+            }
         }
         self.revoked.purge(now);
         Ok(())
@@ -450,8 +458,8 @@ impl Remote {
             self.op("push_back", |mut c| async move {
                 let mut cmd = redis::cmd("ZADD");
                 cmd.arg(set).arg("GT");
-                for (id, until) in chunk {
-                    cmd.arg(*until).arg(id);
+                for (id, entry) in chunk {
+                    cmd.arg(entry.until).arg(format!("{} {id}", entry.before));
                 }
                 cmd.query_async::<()>(&mut c).await
             })
@@ -582,9 +590,13 @@ impl Remote {
         let now = unix_now();
         if message == "*" {
             let _ = self.reload().await;
-        } else if let Some((until, id)) = message.split_once(' ') {
-            if let Ok(until) = until.parse() {
-                self.revoked.insert(id, until, now);
+        } else {
+            let mut parts = message.splitn(3, ' ');
+            let (until, before, id) = (parts.next(), parts.next(), parts.next());
+            if let (Some(Ok(until)), Some(Ok(before)), Some(id)) =
+                (until.map(str::parse), before.map(str::parse), id)
+            {
+                self.revoked.insert(id, Entry { before, until }, now);
             }
         }
     }
