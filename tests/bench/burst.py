@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """tests/bench/burst.py: N requests sent at the same moment, one per connection.
 
-    burst.py HOST PORT N HOST_HEADER PATH COOKIE_HEADER
+    burst.py HOST PORT[,PORT...] N HOST_HEADER PATH COOKIE_HEADER
 
 Opens N connections (at most WINDOW handshakes in flight, so the listen
-backlog does not overflow), waits until every one is connected and the server
-had SETTLE seconds to accept them, then writes one GET on each of them in a
-single loop with no await in between (a few milliseconds for 1,000), and
-reads every response. wrk cannot do this: it pipelines many requests per
+backlog does not overflow; round robin over the PORTs when several are given,
+as a load balancer without stickiness spreads them over replicas), waits
+until every one is connected and the server had SETTLE seconds to accept
+them, then writes one GET on each of them in a single loop with no await in
+between (a few milliseconds for 1,000), and reads every response. wrk cannot do this: it pipelines many requests per
 connection and ramps up.
 
 Prints one line on stdout:
@@ -18,8 +19,9 @@ OK200: 200 responses whose body is EXPECTED_BODY; WALL_MS: from the first
 write to the last complete response; P50_MS, P99_MS: percentiles of each
 request's time from the first write to its complete response; NEW_COOKIES: responses that set a new JWT cookie;
 STATUSES: every status with its count, e.g. "200:998,401:2" ("err:" counts
-connections that failed or timed out). Exits 2 when not every connection
-could be opened (nothing was sent then). Standard library only.
+connections that failed or timed out). With several PORTs, the statuses per
+port go to stderr as well. Exits 2 when not every connection could be opened
+(nothing was sent then). Standard library only.
 """
 
 import asyncio
@@ -49,15 +51,20 @@ async def read_response(reader):
         name, value = name.strip().lower(), value.strip()
         if name == "content-length":
             length = int(value)
-        elif name == "set-cookie" and value.split("=", 1)[0].endswith(JWT_COOKIE):
-            sets_jwt = True
+        elif name == "set-cookie":
+            # A new JWT, not the clearing of the cookie (empty, Max-Age=0)
+            # that a refused refresh answers with.
+            cookie_name, _, rest = value.partition("=")
+            if (cookie_name.endswith(JWT_COOKIE) and rest.split(";", 1)[0]
+                    and "max-age=0" not in rest.lower()):
+                sets_jwt = True
     body = await reader.readexactly(length) if length else b""
     return status, body, sets_jwt
 
 
 async def main():
-    host, port, n, host_hdr, path, cookie = sys.argv[1:7]
-    port, n = int(port), int(n)
+    host, ports, n, host_hdr, path, cookie = sys.argv[1:7]
+    ports, n = [int(p) for p in ports.split(",")], int(n)
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host_hdr}\r\nCookie: {cookie}\r\n"
         "Accept: */*\r\nConnection: close\r\n\r\n"
@@ -65,12 +72,16 @@ async def main():
 
     window = asyncio.Semaphore(WINDOW)
 
-    async def connect():
+    async def connect(port):
         async with window:
             return await asyncio.open_connection(host, port)
 
+    # Connection i goes to ports[i % len(ports)], and the requests are
+    # written in that order: consecutive requests reach different replicas.
     conns = await asyncio.wait_for(
-        asyncio.gather(*(connect() for _ in range(n)), return_exceptions=True), TIMEOUT
+        asyncio.gather(*(connect(ports[i % len(ports)]) for i in range(n)),
+                       return_exceptions=True),
+        TIMEOUT,
     )
     failed = [c for c in conns if isinstance(c, BaseException)]
     if failed:
@@ -109,6 +120,14 @@ async def main():
     for status, *_ in results:
         statuses[status] = statuses.get(status, 0) + 1
     ok = sum(1 for _, good, _, _ in results if good)
+    if len(ports) > 1:
+        for k, port in enumerate(ports):
+            mine = {}
+            for status, *_ in results[k::len(ports)]:
+                mine[status] = mine.get(status, 0) + 1
+            print(f"burst: port {port}: " + ",".join(
+                f"{s}:{c}" for s, c in sorted(mine.items(), key=lambda kv: str(kv[0]))),
+                file=sys.stderr)
     new_cookies = sum(1 for _, _, sets, _ in results if sets)
     print(f"burst: all {n} requests written in {sent_ms:.1f} ms; responses complete at (ms) "
           + ", ".join(f"p{q} {ms[min(len(ms) - 1, len(ms) * q // 100)]:.1f}"
