@@ -18,3 +18,7 @@
 
 pub mod action;
 pub mod fusionauth;
+pub mod signature;
+
+#[cfg(test)]
+mod testing;
