@@ -17,6 +17,7 @@
 //! to the revocation list, and maps every error to one generic answer.
 
 pub mod action;
+pub mod backchannel;
 pub mod fusionauth;
 pub mod signature;
 
