@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | [`pipeline`], [`error`], [`pages`] | the request path, errors → answers | everything |
 //! | [`proxy`] | the reverse-proxy core; knows nothing of login | `config`, `ops` |
+//! | [`events`] | revocation inputs: IdP webhooks, back-channel logout | `config`, `ops`, `store`, `auth` |
 //! | [`auth`] | the login workflow; knows nothing of sockets | `config`, `ops`, `store` |
 //! | [`store`] | state replicas share: in-process or Redis | `config`, `ops` |
 //! | [`ops`] | admin listener, metrics, logging | `config` |
@@ -44,6 +45,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod ops;
 pub mod pages;
 pub mod pipeline;

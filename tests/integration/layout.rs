@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("proxy", &["config", "ops", "proxy"]),
     ("store", &["config", "ops", "store"]),
     ("auth", &["config", "ops", "store", "auth"]),
+    ("events", &["config", "ops", "store", "auth", "events"]),
 ];
 
 /// Most files + folders directly in `src/`; beyond it, group files in a folder.

@@ -9,6 +9,8 @@
 //! alone: the only kind of token the refresh stage may act on (the article's
 //! stolen-refresh-token attack). Failure: a [`VerifyError`] naming the check
 //! that failed, for the logs; the client only ever learns "log in again".
+//! [`verify_signature`] is the first half alone (header, key, signature) for
+//! tokens with other claim rules: logout tokens, webhook signatures.
 //!
 //! The JOSE header is read by hand before anything else: a `crit` member
 //! (RFC 7515 §4.1.11: extensions the recipient must understand; the gateway
@@ -52,7 +54,7 @@ impl Claims {
     /// A numeric date claim that must be a number if present (RFC 7519 §2
     /// NumericDate): absent is `Ok(None)`, a number before the epoch counts
     /// as the epoch, anything else (a string, `null`, …) is an error.
-    fn numeric_date(&self, name: &'static str) -> Result<Option<u64>, VerifyError> {
+    pub fn numeric_date(&self, name: &'static str) -> Result<Option<u64>, VerifyError> {
         match self.0.get(name) {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(Some(
@@ -215,6 +217,15 @@ pub enum VerifyError {
     NoExpiry,
 }
 
+/// A token whose JOSE header and signature passed, before any claim check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signed {
+    /// The JOSE header (never with `crit`).
+    pub header: Map<String, Value>,
+    /// The claims, unchecked.
+    pub claims: Claims,
+}
+
 /// Verifies `token` at `now` (seconds since the epoch).
 pub fn verify(
     token: &str,
@@ -222,60 +233,7 @@ pub fn verify(
     policy: &Policy,
     now: u64,
 ) -> Result<Verified, VerifyError> {
-    let header = jose_header(token)?;
-    let alg = header
-        .get("alg")
-        .cloned()
-        .and_then(|a| serde_json::from_value::<Algorithm>(a).ok())
-        .ok_or(VerifyError::Malformed)?;
-    if !policy.algorithms.contains(&alg) {
-        return Err(VerifyError::Algorithm(format!("{alg:?}")));
-    }
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.as_str()),
-        Some(_) => return Err(VerifyError::HeaderType("kid")),
-    };
-    let key = match alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            keys.hmac.as_ref().ok_or(VerifyError::NoKey)?
-        }
-        _ => match kid {
-            Some(kid) => keys
-                .by_kid
-                .get(kid)
-                .ok_or_else(|| VerifyError::UnknownKid(kid.to_owned()))?,
-            // Without `kid`, only an unambiguous key set will do.
-            None if keys.by_kid.len() == 1 => {
-                keys.by_kid.values().next().ok_or(VerifyError::NoKey)?
-            }
-            None => return Err(VerifyError::NoKey),
-        },
-    };
-    if key.family() != alg.family() {
-        return Err(VerifyError::Algorithm(format!("{alg:?}")));
-    }
-
-    // Signature only; every claim check is ours, below, so that an expired
-    // token is told apart from a forged one.
-    let mut validation = Validation::new(alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let data =
-        jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| match e
-            .kind()
-        {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Signature,
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
-            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName
-            | jsonwebtoken::errors::ErrorKind::InvalidKeyFormat => {
-                VerifyError::Algorithm(format!("{alg:?}"))
-            }
-            _ => VerifyError::Malformed,
-        })?;
-    let claims = Claims(data.claims);
+    let claims = verify_signature(token, keys, &policy.algorithms)?.claims;
 
     if let Some(issuer) = &policy.issuer {
         if claims.str("iss") != Some(issuer.as_str()) {
@@ -308,6 +266,74 @@ pub fn verify(
     } else {
         Ok(Verified::Valid(claims))
     }
+}
+
+/// Checks `token`'s JOSE header, algorithm and signature, and nothing
+/// else: the claims come back unchecked, for tokens whose claim rules differ
+/// from an access token's (a logout token, a webhook signature). Key
+/// selection and the algorithm rules are [`verify`]'s.
+pub fn verify_signature(
+    token: &str,
+    keys: &Keys,
+    algorithms: &[Algorithm],
+) -> Result<Signed, VerifyError> {
+    let header = jose_header(token)?;
+    let alg = header
+        .get("alg")
+        .cloned()
+        .and_then(|a| serde_json::from_value::<Algorithm>(a).ok())
+        .ok_or(VerifyError::Malformed)?;
+    if !algorithms.contains(&alg) {
+        return Err(VerifyError::Algorithm(format!("{alg:?}")));
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(VerifyError::HeaderType("kid")),
+    };
+    let key = match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            keys.hmac.as_ref().ok_or(VerifyError::NoKey)?
+        }
+        _ => match kid {
+            Some(kid) => keys
+                .by_kid
+                .get(kid)
+                .ok_or_else(|| VerifyError::UnknownKid(kid.to_owned()))?,
+            // Without `kid`, only an unambiguous key set will do.
+            None if keys.by_kid.len() == 1 => {
+                keys.by_kid.values().next().ok_or(VerifyError::NoKey)?
+            }
+            None => return Err(VerifyError::NoKey),
+        },
+    };
+    if key.family() != alg.family() {
+        return Err(VerifyError::Algorithm(format!("{alg:?}")));
+    }
+
+    // Signature only; every claim check is the caller's (`verify`'s for an
+    // access token), so that an expired token is told apart from a forged one.
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Signature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName
+            | jsonwebtoken::errors::ErrorKind::InvalidKeyFormat => {
+                VerifyError::Algorithm(format!("{alg:?}"))
+            }
+            _ => VerifyError::Malformed,
+        })?;
+    Ok(Signed {
+        header,
+        claims: Claims(data.claims),
+    })
 }
 
 /// The token's JOSE header as a JSON object, refused if it carries `crit`.
