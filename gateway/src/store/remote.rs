@@ -52,6 +52,9 @@ const PROBE_UP: Duration = Duration::from_secs(1);
 const PROBE_DOWN: Duration = Duration::from_millis(200);
 /// Revocations written per command when pushing the list back.
 const CHUNK: usize = 500;
+/// The bound on moving the whole revocation list (100,000 entries are a
+/// few megabytes).
+const BULK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `KEYS[1]` lock, `KEYS[2]` done; `ARGV[1]` owner, `ARGV[2]` lease (ms).
 /// `{1, result}` if a result is kept, `{2, ""}` if the lock is now ours,
@@ -113,6 +116,9 @@ pub struct Remote {
     metrics: StoreMetrics,
     /// Wakes the probe at once after a failure (recovery is then prompt).
     wake: tokio::sync::Notify,
+    /// A revocation was recorded here but not written to Redis: the probe
+    /// pushes the local list back once Redis answers.
+    unsynced: AtomicBool,
 }
 
 struct Scripts {
@@ -179,6 +185,7 @@ impl Remote {
             },
             metrics: StoreMetrics::new(),
             wake: tokio::sync::Notify::new(),
+            unsynced: AtomicBool::new(false),
         })
     }
 
@@ -397,13 +404,14 @@ impl Remote {
     /// every other local entry) once Redis is back.
     pub async fn revoke(&self, id: &str, entry: Entry, now: u64) {
         if !self.is_up() {
+            self.unsynced.store(true, Ordering::Relaxed);
             return;
         }
         let (set, channel) = (&self.revoked_key(), &self.channel());
         let Entry { before, until } = entry;
         let member = &format!("{before} {id}");
         let message = &format!("{until} {before} {id}");
-        let _ = self
+        let written = self
             .op("revoke", |mut c| async move {
                 redis::pipe()
                     .atomic()
@@ -424,6 +432,9 @@ impl Remote {
                     .await
             })
             .await;
+        if written.is_err() {
+            self.unsynced.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Reads the shared revocation list into the local one.
@@ -431,7 +442,7 @@ impl Remote {
         let set = &self.revoked_key();
         let now = unix_now();
         let entries: Vec<(String, u64)> = self
-            .op("reload", |mut c| async move {
+            .bulk("reload", |mut c| async move {
                 c.zrangebyscore_withscores(set, now + 1, "+inf").await
             })
             .await?;
@@ -455,7 +466,7 @@ impl Remote {
         let set = self.revoked_key();
         for chunk in entries.chunks(CHUNK) {
             let set = &set;
-            self.op("push_back", |mut c| async move {
+            self.bulk("push_back", |mut c| async move {
                 let mut cmd = redis::cmd("ZADD");
                 cmd.arg(set).arg("GT");
                 for (id, entry) in chunk {
@@ -482,7 +493,7 @@ impl Remote {
 
     /// Connects, then probes Redis: brings the store up when it answers
     /// (pushing the revocation list back first when Redis lost it or this
-    /// replica could not write), down when it does not.
+    /// replica could not write to it), down when it does not.
     async fn probe(self: Arc<Self>, cancel: CancellationToken) {
         let mut connected = false;
         loop {
@@ -540,15 +551,18 @@ impl Remote {
             })
             .await;
         let Ok((holds_list,)) = answer else { return };
-        let was_up = self.is_up();
-        if !holds_list || !was_up {
-            // Restarted, flushed, or this replica missed writes and
-            // messages while it could not reach it: put back what this
-            // replica knows, take what the others put back.
-            if self.push_back().await.is_err() || self.reload().await.is_err() {
+        // Restarted or flushed (the list is gone), or this replica recorded
+        // revocations it could not write: put back what it knows (the
+        // others reload). A blip with nothing to put back costs nothing:
+        // what the others published meanwhile reached this replica's feed,
+        // or the feed reconnects and reloads.
+        if !holds_list || self.unsynced.swap(false, Ordering::Relaxed) {
+            if self.push_back().await.is_err() {
+                self.unsynced.store(true, Ordering::Relaxed);
                 return;
             }
         }
+        let was_up = self.is_up();
         if !was_up && !self.up.swap(true, Ordering::Relaxed) {
             tracing::info!("store: Redis reachable; sharing state with the other replicas");
             self.metrics.up(true);
@@ -559,31 +573,46 @@ impl Remote {
     /// whole list, then applies each message; starts over on disconnect.
     async fn feed(self: Arc<Self>, cancel: CancellationToken) {
         loop {
+            // The list is read over the pool the probe connects.
+            while self.connections.get().is_none() {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(PROBE_DOWN) => {}
+                }
+            }
             let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
                 let mut pubsub = self.client.get_async_pubsub().await?;
                 pubsub.subscribe(self.channel()).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             })
             .await;
+            // Subscribed first, then the whole list: nothing published in
+            // between is missed.
             if let Ok(Ok(pubsub)) = subscribed {
-                let _ = self.reload().await;
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        () = cancel.cancelled() => return,
-                        m = messages.next() => m,
-                    };
-                    let Some(message) = message else { break };
-                    let payload: String = message.get_payload().unwrap_or_default();
-                    self.apply(&payload).await;
+                if self.reload().await.is_ok() {
+                    self.listen(pubsub, &cancel).await;
                 }
-                tracing::debug!("store: revocation feed disconnected; resubscribing");
             }
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(PROBE_DOWN) => {}
             }
         }
+    }
+
+    /// Applies the feed's messages until it disconnects or `cancel` fires.
+    async fn listen(&self, pubsub: redis::aio::PubSub, cancel: &CancellationToken) {
+        let mut messages = pubsub.into_on_message();
+        loop {
+            let message = tokio::select! {
+                () = cancel.cancelled() => return,
+                m = messages.next() => m,
+            };
+            let Some(message) = message else { break };
+            let payload: String = message.get_payload().unwrap_or_default();
+            self.apply(&payload).await;
+        }
+        tracing::debug!("store: revocation feed disconnected; resubscribing");
     }
 
     async fn apply(&self, message: &str) {
