@@ -208,9 +208,33 @@ impl Remote {
         Some(all[i].clone())
     }
 
-    /// Runs one operation, bounded by `store.timeout`; a failure marks the
-    /// store down.
+    /// Runs one operation of the request path, bounded by `store.timeout`;
+    /// a failure marks the store down.
     async fn op<T, F, Fut>(&self, name: &'static str, f: F) -> Result<T, Down>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.op_within(self.timeout, name, f).await
+    }
+
+    /// [`Remote::op`] for background work moving the whole revocation list,
+    /// which may take longer than a request may wait.
+    async fn bulk<T, F, Fut>(&self, name: &'static str, f: F) -> Result<T, Down>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.op_within(BULK_TIMEOUT.max(self.timeout), name, f)
+            .await
+    }
+
+    async fn op_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        name: &'static str,
+        f: F,
+    ) -> Result<T, Down>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -218,13 +242,10 @@ impl Remote {
         let Some(connection) = self.connection() else {
             return Err(Down);
         };
-        let error = match tokio::time::timeout(self.timeout, f(connection)).await {
+        let error = match tokio::time::timeout(timeout, f(connection)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e.to_string(),
-            Err(_) => format!(
-                "no answer within {}",
-                humantime::format_duration(self.timeout)
-            ),
+            Err(_) => format!("no answer within {}", humantime::format_duration(timeout)),
         };
         self.metrics.error(name);
         self.set_down(name, &error);
