@@ -577,11 +577,10 @@ impl Remote {
         // others reload). A blip with nothing to put back costs nothing:
         // what the others published meanwhile reached this replica's feed,
         // or the feed reconnects and reloads.
-        if !holds_list || self.unsynced.swap(false, Ordering::Relaxed) {
-            if self.push_back().await.is_err() {
-                self.unsynced.store(true, Ordering::Relaxed);
-                return;
-            }
+        let put_back = !holds_list || self.unsynced.swap(false, Ordering::Relaxed);
+        if put_back && self.push_back().await.is_err() {
+            self.unsynced.store(true, Ordering::Relaxed);
+            return;
         }
         let was_up = self.is_up();
         if !was_up && !self.up.swap(true, Ordering::Relaxed) {
