@@ -205,6 +205,42 @@ fn reference_config_documents_the_defaults() {
         file_redis.store.kind, defaults_redis.store.kind,
         "store.pool_size"
     );
+    // [events]: every endpoint off, and the documented paths and times are
+    // the defaults once an endpoint is on.
+    assert!(file.events.webhook.is_none() && file.events.backchannel.is_none());
+    assert!(file.events.admin_token.is_none());
+    let on = "webhook_signing_idp_keys = true\nbackchannel = true";
+    let file_on = gateway::Config::from_toml(
+        &text
+            .replace(
+                "webhook_signing_idp_keys = false\n",
+                "webhook_signing_idp_keys = true\n",
+            )
+            .replace("backchannel = false\n", "backchannel = true\n"),
+    )
+    .expect("config.toml with events on is valid");
+    let defaults_on = gateway::Config::from_toml(&format!("[events]\n{on}\n{APP}"))
+        .expect("minimal events config is valid");
+    let (f, d) = (
+        file_on.events.webhook.as_ref().expect("webhook on"),
+        defaults_on.events.webhook.as_ref().expect("webhook on"),
+    );
+    assert_eq!(f.path, d.path, "events.webhook_path");
+    assert_eq!(f.ttl, d.ttl, "events.webhook_ttl");
+    let (f, d) = (
+        file_on
+            .events
+            .backchannel
+            .as_ref()
+            .expect("back-channel on"),
+        defaults_on
+            .events
+            .backchannel
+            .as_ref()
+            .expect("back-channel on"),
+    );
+    assert_eq!(f.path, d.path, "events.backchannel_path");
+    assert_eq!(f.max_age, d.max_age, "events.backchannel_max_age");
     let (f, d) = (&file.apps[0], &defaults.apps[0]);
     assert_eq!(f.path_prefix, d.path_prefix, "apps[].path_prefix");
     assert_eq!(f.preserve_host, d.preserve_host, "apps[].preserve_host");
@@ -873,7 +909,7 @@ fn kubernetes_service_variables_are_not_configuration() {
     );
     assert!(
         out.stderr
-            .contains("server, log, upstream, idp, session, login, store, apps"),
+            .contains("server, log, upstream, idp, session, login, store, events, apps"),
         "{}",
         out.stderr
     );

@@ -17,7 +17,7 @@
 //!
 //! One file per section, each validating its raw table into typed values:
 //! [`server`] (`[server]`, `[log]`, `[upstream]`, with [`tls`]), [`idp`],
-//! [`session`] (`[session]`, `[login]`), [`store`], [`apps`] (`[[apps]]`, with the
+//! [`session`] (`[session]`, `[login]`), [`store`], [`events`], [`apps`] (`[[apps]]`, with the
 //! login types in [`app_login`]); [`error`] and [`values`] are the leaves
 //! they share. This folder imports nothing else of the crate: every other
 //! layer reads the typed values defined here.
@@ -32,6 +32,7 @@ use serde::Deserialize;
 pub mod app_login;
 pub mod apps;
 pub mod error;
+pub mod events;
 pub mod idp;
 pub mod server;
 pub mod session;
@@ -42,6 +43,7 @@ pub mod values;
 pub use app_login::{AuthConfig, CookieSpec, IdentityHeaders, PathPattern};
 pub use apps::{AppConfig, HostPattern, UpstreamTarget};
 pub use error::ConfigError;
+pub use events::EventsConfig;
 pub use idp::{Audience, Client, ClientAuth, IdpSettings, Kind, Secret};
 pub use server::{LogConfig, LogFormat, ServerConfig, TlsConfig, UpstreamConfig};
 pub use session::{LoginConfig, RefreshMode, SessionConfig, MIN_KEY_BYTES};
@@ -49,6 +51,7 @@ pub use store::{RedisSettings, StoreConfig, StoreKind};
 
 use apps::RawApp;
 use error::{describe_figment_error, invalid};
+use events::RawEvents;
 use idp::RawIdp;
 use server::{RawLog, RawServer, RawUpstream};
 use session::{RawLogin, RawSession};
@@ -69,6 +72,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// Where the state replicas share lives.
     pub store: StoreConfig,
+    /// Webhooks, back-channel logout and the admin API.
+    pub events: EventsConfig,
     /// The apps behind the gateway, in file order.
     pub apps: Vec<AppConfig>,
     /// `GATEWAY_…` environment variables that are not configuration (no
@@ -111,7 +116,7 @@ impl Config {
 /// The configuration's top-level sections: the `SECTION` of
 /// `GATEWAY_<SECTION>__<KEY>` (the fields of `RawConfig`).
 const SECTIONS: &[&str] = &[
-    "server", "log", "upstream", "idp", "session", "login", "store", "apps",
+    "server", "log", "upstream", "idp", "session", "login", "store", "events", "apps",
 ];
 
 /// The environment layer: only `GATEWAY_<SECTION>__<KEY>` variables, and
@@ -161,6 +166,8 @@ struct RawConfig {
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
+    events: RawEvents,
+    #[serde(default)]
     apps: Vec<RawApp>,
 }
 
@@ -172,6 +179,7 @@ impl RawConfig {
         let session = self.session.validate()?;
         let login = self.login.validate()?;
         let store = self.store.validate()?;
+        let events = self.events.validate()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "at least one [[apps]] entry is required"));
         }
@@ -211,6 +219,7 @@ impl RawConfig {
             session,
             login,
             store,
+            events,
             apps,
             ignored_variables: Vec::new(),
         })
