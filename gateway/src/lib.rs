@@ -22,7 +22,7 @@
 //! |---|---|---|
 //! | [`pipeline`], [`error`], [`pages`] | the request path, errors → answers | everything |
 //! | [`proxy`] | the reverse-proxy core; knows nothing of login | `config`, `ops` |
-//! | [`events`] | revocation inputs: IdP webhooks, back-channel logout | `config`, `ops`, `store`, `auth` |
+//! | [`events`] | revocation inputs: IdP webhooks, back-channel logout, the admin API | `config`, `ops`, `store`, `auth` |
 //! | [`auth`] | the login workflow; knows nothing of sockets | `config`, `ops`, `store` |
 //! | [`store`] | state replicas share: in-process or Redis | `config`, `ops` |
 //! | [`ops`] | admin listener, metrics, logging | `config` |
@@ -93,13 +93,29 @@ pub async fn serve(
     if let Some(admin_listener) = listeners.admin {
         let addr = admin_listener.local_addr()?;
         let ready = gateway.clone();
+        let events = gateway.events().map(Arc::new);
+        if let Some(events) = &events {
+            tracing::info!(on = events.describe(), "session-ending endpoints");
+        }
+        let other: Option<admin::Other> = events.map(|events| {
+            let other: admin::Other = Arc::new(move |req| {
+                let events = events.clone();
+                Box::pin(async move { events.answer(req).await })
+            });
+            other
+        });
         tokio::spawn(admin::serve(
             admin_listener,
             Arc::new(move || ready.is_ready()),
             prometheus.clone(),
+            other,
             background.clone(),
         ));
         tracing::info!(%addr, "admin listening (/healthz, /readyz, /metrics)");
+    } else if gateway.events().is_some() {
+        tracing::warn!(
+            "[events] endpoints are configured but server.admin_listen is off: they are not served"
+        );
     }
     tokio::spawn(metrics::upkeep(prometheus, background.clone()));
     let shutdown = async {

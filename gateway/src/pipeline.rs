@@ -48,6 +48,7 @@ use crate::auth::verify::VerifyError;
 use crate::auth::{authorize, cookies, identity, public};
 use crate::config::{AppConfig, Config, RefreshMode};
 use crate::error::Error;
+use crate::events::endpoint::Events;
 use crate::ops::metrics::{AppMetrics, NO_APP};
 use crate::pages;
 use crate::proxy::body::Body;
@@ -153,6 +154,18 @@ impl Gateway {
             store,
             config,
         })
+    }
+
+    /// The session-ending endpoints `[events]` turns on, over the apps with
+    /// login; `None` when none is on.
+    pub fn events(&self) -> Option<Events> {
+        let auths = self.apps.iter().filter_map(|a| a.auth.clone()).collect();
+        Events::new(
+            &self.config.events,
+            auths,
+            self.idps.clone(),
+            self.store.clone(),
+        )
     }
 
     /// Whether `/readyz` should say ready: accepting, and every IdP's

@@ -222,6 +222,32 @@ impl IdpState {
     }
 }
 
+impl IdpState {
+    /// Fetches the JWKS again now (the IdP says its keys changed); shares a
+    /// fetch under way like [`IdpState::refetch_for`].
+    pub async fn refetch(&self) -> bool {
+        let asked = Instant::now();
+        let mut last = self.refetched.lock().await;
+        if last.is_some_and(|at| at >= asked) {
+            return true;
+        }
+        let Some(client) = self.client() else {
+            return false;
+        };
+        *last = Some(Instant::now());
+        match self.fetch(&client, "event").await {
+            Ok(()) => {
+                self.ready.store(true, Ordering::Release);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refetch failed");
+                false
+            }
+        }
+    }
+}
+
 /// Where a token with an unknown key id came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KidSource {

@@ -276,7 +276,8 @@ impl SharedSecret {
         }
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+    /// Whether `headers` carry the secret (once, in constant time).
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         let value = single(headers, self.header.as_str()).map_err(|n| match n {
             0 => AuthError::MissingCredentials,
             _ => AuthError::RepeatedCredentials,

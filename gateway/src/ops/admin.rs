@@ -1,11 +1,15 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and whatever else
+//! the caller hands it (the session-ending endpoints).
 //!
 //! Separate from the proxy listener so it can stay on a private address.
 //! `/healthz` answers 200 while the process runs; `/readyz` answers 200 only
 //! while the gateway accepts traffic (503 before start-up completes and while
-//! draining); `/metrics` renders Prometheus text.
+//! draining); `/metrics` renders Prometheus text. Any other path goes to the
+//! [`Other`] handler, or is a 404 without one.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
@@ -20,13 +24,20 @@ use tokio_util::sync::CancellationToken;
 /// Whether `/readyz` says ready, asked at each probe.
 pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
 
-type Body = http_body_util::Full<bytes::Bytes>;
+/// The answer body of the admin listener.
+pub type Body = http_body_util::Full<bytes::Bytes>;
+
+/// Answers the paths the admin listener does not know itself.
+pub type Other = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
+>;
 
 /// Serves the admin endpoints until `cancel` fires.
 pub async fn serve(
     listener: TcpListener,
     ready: Readiness,
     prometheus: PrometheusHandle,
+    other: Option<Other>,
     cancel: CancellationToken,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -44,11 +55,20 @@ pub async fn serve(
         };
         let ready = ready.clone();
         let prometheus = prometheus.clone();
+        let other = other.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let answer = answer(&req, &ready, &prometheus);
-                async move { Ok::<_, Infallible>(answer) }
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let own = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+                let answer: Pin<Box<dyn Future<Output = Response<Body>> + Send>> =
+                    match (&other, own) {
+                        (Some(other), false) => other(req),
+                        _ => {
+                            let answer = answer(&req, &ready, &prometheus);
+                            Box::pin(async move { answer })
+                        }
+                    };
+                async move { Ok::<_, Infallible>(answer.await) }
             });
             let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
         });

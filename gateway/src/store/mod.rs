@@ -30,6 +30,7 @@ use crate::config::{LoginConfig, StoreConfig, StoreKind};
 
 pub mod remote;
 pub mod revoked;
+pub mod seen;
 pub mod throttle;
 pub mod values;
 
@@ -70,6 +71,7 @@ pub struct Store {
     by_user: Throttle,
     limits: [Limit; 2],
     revoked: Arc<Revoked>,
+    seen: seen::Seen,
     remote: Option<Arc<Remote>>,
     hasher: hmac::Key,
     description: String,
@@ -131,6 +133,7 @@ impl Store {
                 },
             ],
             revoked,
+            seen: seen::Seen::default(),
             remote,
             hasher: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
             description: config.describe(),
@@ -244,6 +247,22 @@ impl Store {
     /// local lookup, never a Redis call.
     pub fn is_revoked(&self, id: &str, iat: u64, now: u64) -> bool {
         self.revoked.contains(id, iat, now)
+    }
+
+    /// Whether `id` (of `kind`: `event`, `jti`) is seen here for the first
+    /// time within `ttl`, on any replica while Redis answers (this
+    /// replica's memory otherwise): repeated deliveries are then ignored.
+    pub async fn first_seen(&self, kind: &str, id: &str, ttl: Duration) -> bool {
+        let first_here = self
+            .seen
+            .first(&format!("{kind}\n{id}"), ttl, Instant::now());
+        match self.remote.as_ref().filter(|r| r.is_up()) {
+            Some(remote) => {
+                let name = self.digest(&[b"seen", kind.as_bytes(), id.as_bytes()]);
+                remote.first_seen(&name, ttl).await.unwrap_or(first_here) && first_here
+            }
+            None => first_here,
+        }
     }
 
     /// Moves on whenever an entry is added to the revocation list: a value

@@ -418,6 +418,27 @@ impl Remote {
         })
     }
 
+    /// Whether the id named `name` was not seen within `ttl` on any replica
+    /// (`SET NX`); `None` if Redis did not answer.
+    pub async fn first_seen(&self, name: &str, ttl: Duration) -> Option<bool> {
+        let key = &self.key(format_args!("seen:{{{name}}}"));
+        let ttl = millis(ttl).max(1);
+        let set: Option<String> = self
+            .op("seen", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+            .ok()?;
+        Some(set.is_some())
+    }
+
     // --- revocation ------------------------------------------------------
 
     /// Writes a revocation already recorded locally to Redis and tells the
