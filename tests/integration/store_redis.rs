@@ -1217,3 +1217,65 @@ async fn late_requests_with_the_cookies_from_before_a_refresh_survive_a_flushall
     assert_late_requests_keep_the_session(&cluster, &old, "late, after FLUSHALL").await;
     assert_served_everywhere(&cluster, &browser, "the session, after FLUSHALL").await;
 }
+
+/// Waits (bounded) until Redis's epoch, the moment from which the replicas
+/// could lose sight of each other's refresh results, is more than `grace`
+/// old: refusals count again from then on.
+async fn wait_past_unsure(redis: &RedisServer, grace: Duration) {
+    let epoch = format!("{PREFIX}{{revoked}}:epoch");
+    let stamped: u64 = redis.query(redis::cmd("GET").arg(&epoch)).await;
+    let until = stamped + grace.as_secs() + 1;
+    assert!(until <= now() + 30, "epoch {stamped} is in the future");
+    while now() <= until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_ends_the_session_unless_the_replicas_may_have_lost_sight() {
+    /// `session.refresh_grace`: how long late requests may reuse a refresh,
+    /// and how long after an outage a refusal may be a replay.
+    const GRACE: Duration = Duration::from_secs(3);
+    let cluster = Cluster::start_with(2, |b| {
+        b.session_config(&format!("refresh_grace = \"{}s\"", GRACE.as_secs()))
+    })
+    .await;
+    let first = session(&cluster).await;
+    let second = session(&cluster).await;
+    let late = cluster.on(2, &first);
+    wait_past_unsure(&cluster.redis, GRACE).await;
+    sleep_past_every_expiry(&[&first, &second]).await;
+
+    // The IdP refuses (the tokens were revoked there): with every replica
+    // in sight of the others, that is the end of the session, on each.
+    cluster.idp.set_reject_refresh(true);
+    let reply = cluster.on(0, &first).get("/cart").await;
+    assert_login_redirect(&reply, "refused refresh");
+    assert_session_cleared(&reply, "refused refresh");
+    let reply = late.get_json("/api/cart").await;
+    assert_login_required_json(&reply, "the refusal, on another replica");
+    assert_session_cleared(&reply, "the refusal, on another replica");
+
+    // Right after an outage, a refusal may be the replay of a token another
+    // replica rotated unseen: 503, cookies kept…
+    cluster.redis.pause();
+    cluster.wait_store(0.0, "Redis hung").await;
+    cluster.redis.resume();
+    cluster.wait_store(1.0, "Redis resumed").await;
+    let cookies = second.cookies();
+    let reply = cluster.on(1, &second).get_json("/api/cart").await;
+    assert_eq!(
+        reply.status,
+        503,
+        "refusal right after an outage: {}",
+        reply.text()
+    );
+    assert_nobody_logged_out(&vec![(1, reply)], "refusal right after an outage");
+    // … until the grace period is over.
+    wait_past_unsure(&cluster.redis, GRACE).await;
+    let browser = cluster.on(1, &second);
+    assert_eq!(browser.cookies(), cookies);
+    let reply = browser.get("/cart").await;
+    assert_login_redirect(&reply, "refusal once the replicas see each other again");
+    assert_session_cleared(&reply, "refusal once the replicas see each other again");
+}

@@ -76,13 +76,28 @@ impl Bucket {
 #[derive(Debug)]
 pub enum Flight<V> {
     /// This replica did the work, with every other replica held off (or
-    /// there is only this one): its result is final.
+    /// there is only this one).
     Led(V),
     /// Another replica did it: its shared result, as it stored it (sealed).
     Joined(String),
     /// This replica did the work without being able to hold the others off
     /// (Redis unreachable): another replica may have done it too.
     Alone(V),
+}
+
+/// What the replica about to do work under [`Store::once`] knows of the
+/// others' recent results for the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coordination {
+    /// Any result another replica had within the grace period is in the
+    /// store (or there is only this replica): nobody did this work unseen.
+    Sure,
+    /// One may be missing: Redis is out of reach, or within the grace
+    /// period it was for some replica (which went on alone), or it lost its
+    /// data (restart, `FLUSHALL`). Another replica may have done this work
+    /// and its result be lost: an outcome that says "already done" (a
+    /// one-time-use refresh token refused as spent) proves nothing.
+    Unsure,
 }
 
 /// The burst and refill rate of one throttle.
@@ -221,18 +236,21 @@ impl Store {
     /// replicas asking meanwhile, or within `grace`, get that instead of
     /// running it. Without Redis (memory store, or Redis unreachable) the
     /// work simply runs here: [`Flight::Led`] for a memory store,
-    /// [`Flight::Alone`] for a store that should have been shared.
+    /// [`Flight::Alone`] for a store that should have been shared. The work
+    /// is told whether another replica's result for `key` within `grace`
+    /// could be missing ([`Coordination`]), so that it does not share, or
+    /// act on, an outcome that may only mean "done elsewhere".
     pub async fn once<V, Fut>(
         &self,
         key: &str,
         grace: Duration,
-        work: impl FnOnce() -> Fut,
+        work: impl FnOnce(Coordination) -> Fut,
     ) -> Flight<V>
     where
         Fut: Future<Output = (V, Option<String>)>,
     {
         match &self.remote {
-            None => Flight::Led(work().await.0),
+            None => Flight::Led(work(Coordination::Sure).await.0),
             Some(remote) => remote.once(key, grace, work).await,
         }
     }
@@ -315,7 +333,10 @@ mod tests {
         let store = Store::memory(&login());
         assert!(!store.is_shared());
         match store
-            .once("k", Duration::from_secs(1), || async { (7, None) })
+            .once("k", Duration::from_secs(1), |c| async move {
+                assert_eq!(c, Coordination::Sure);
+                (7, None)
+            })
             .await
         {
             Flight::Led(7) => {}
