@@ -271,7 +271,8 @@ async fn joined(auth: &AppAuth, context: &str, sealed: &str) -> RefreshResult {
         .and_then(|plain| serde_json::from_str::<Shared>(&plain).ok())
     else {
         tracing::error!(
-            "another replica's refresh result does not open: do all replicas share              session.cookie_key?"
+            "another replica's refresh result does not open: do all replicas share \
+             session.cookie_key?"
         );
         return Err(RefreshFailure::Unavailable);
     };
