@@ -10,9 +10,12 @@
 //! logout on one replica ends the session on all). When Redis hangs
 //! (`SIGSTOP`), dies and comes back empty, or is flushed, nobody is logged
 //! out because of it: an answer may be 503 while the replicas cannot
-//! coordinate, a session is never cleared, and the replicas share state
-//! again by themselves once Redis answers (`gateway_store_up` 1 and, the
-//! proof, one IdP refresh for the next burst). A key prefix keeps two
+//! coordinate, a session is never cleared (not even by a late request
+//! carrying the cookies from before a refresh the replicas could not
+//! share), and the replicas share state again by themselves once Redis
+//! answers (`gateway_store_up` 1 and, the proof, one IdP refresh for the
+//! next burst); an IdP's refusal still ends a session once the replicas are
+//! sure to see each other's refreshes again. A key prefix keeps two
 //! deployments on one Redis apart, and nothing in Redis names a token, a
 //! user or an address. TLS (`rediss://` with a private CA) and a password
 //! work; a wrong password leaves the gateway serving on its own.
@@ -36,7 +39,7 @@ use crate::support::gateway::TestGatewayBuilder;
 use crate::support::glewlwyd::{self, Glewlwyd, ALICE};
 use crate::support::idp::TestIdp;
 use crate::support::metrics::{sample, scrape};
-use crate::support::process::GatewayProcess;
+use crate::support::process::{http_get, GatewayProcess};
 use crate::support::redis::RedisServer;
 use crate::support::{Client, RecordingUpstream, TestGateway, POLL_INTERVAL};
 
@@ -703,6 +706,26 @@ async fn redis_killed_and_restarted_empty_logs_nobody_out_and_gets_the_revocatio
         assert_served_everywhere(&cluster, browser, &format!("session {n}, Redis dead")).await;
     }
     cluster.wait_store(0.0, "Redis dead").await;
+    for (i, replica) in cluster.replicas.iter().enumerate() {
+        // Ready all the same (readiness does not depend on Redis), and the
+        // failures are counted.
+        let ready = http_get(replica.admin, "admin", "/readyz").await;
+        assert_eq!(
+            ready.ok().map(|(status, _)| status),
+            Some(200),
+            "replica {i}"
+        );
+        let metrics = scrape(replica.admin).await;
+        let errors: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("gateway_store_errors_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        assert!(
+            errors > 0.0,
+            "replica {i} counted no store error:\n{metrics}"
+        );
+    }
     // A logout while Redis is dead: this replica knows at once.
     let reply = cluster.on(0, &leaving).logout().await;
     assert_login_redirect(&reply, "logout, Redis dead");
