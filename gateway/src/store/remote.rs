@@ -41,8 +41,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use tokio_util::sync::CancellationToken;
 
+use super::model::{random_bytes, unix_now, Coordination, Flight};
 use super::revoked::Revoked;
-use super::{Coordination, Flight};
 use crate::config::RedisSettings;
 use crate::ops::metrics::StoreMetrics;
 
@@ -498,7 +498,7 @@ impl Remote {
     /// Reads the shared revocation list into the local one.
     async fn reload(&self) -> Result<(), Down> {
         let set = &self.revoked_key();
-        let now = super::unix_now();
+        let now = unix_now();
         let entries: Vec<(String, u64)> = self
             .op("reload", |mut c| async move {
                 c.zrangebyscore_withscores(set, now + 1, "+inf").await
@@ -516,7 +516,7 @@ impl Remote {
     /// the time from which shared results may be missing), and asks every
     /// replica to reload.
     async fn push_back(&self, stamp: bool) -> Result<(), Down> {
-        let now = super::unix_now();
+        let now = unix_now();
         let entries = self.revoked.entries(now);
         let set = self.revoked_key();
         for chunk in entries.chunks(CHUNK) {
@@ -670,7 +670,7 @@ impl Remote {
     }
 
     async fn apply(&self, message: &str) {
-        let now = super::unix_now();
+        let now = unix_now();
         if message == "*" {
             let _ = self.reload().await;
         } else if let Some((until, id)) = message.split_once(' ') {
@@ -683,7 +683,7 @@ impl Remote {
 
 /// A random lock owner id.
 fn owner_id() -> String {
-    super::random_bytes::<16>()
+    random_bytes::<16>()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
