@@ -859,7 +859,7 @@ fn kubernetes_service_variables_are_not_configuration() {
     );
     assert!(
         out.stderr
-            .contains("server, log, upstream, idp, session, login, apps"),
+            .contains("server, log, upstream, idp, session, login, store, apps"),
         "{}",
         out.stderr
     );

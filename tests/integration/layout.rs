@@ -534,8 +534,8 @@ use crate::auth::app::AppAuth;
 use crate::auth::{session::Session, refresh};
 == auth/session.rs
 use super::app::AppAuth;
-== store/mod.rs
-pub struct Store;
+== scratch/mod.rs
+pub struct Scratch;
 ";
 
 #[test]
@@ -564,8 +564,8 @@ fn checker_reports_upward_imports_cycles_and_unplaced_folders() {
         "layer: proxy/pool.rs imports auth/app.rs (layer `auth`) via `crate::auth::app::AppAuth`",
         "import cycle: auth/app.rs -> auth/session.rs -> auth/app.rs",
         "auth/session.rs -> auth/app.rs via `super::app::AppAuth`",
-        "folder `store/` is not in the LAYERS table",
-        "docs: store/mod.rs must open with at least two `//!` lines",
+        "folder `scratch/` is not in the LAYERS table",
+        "docs: scratch/mod.rs must open with at least two `//!` lines",
     ] {
         assert!(report.contains(needle), "missing {needle:?} in:\n{report}");
     }
