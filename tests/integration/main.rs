@@ -25,6 +25,7 @@ mod routing;
 mod session;
 mod shutdown;
 mod slow_forms;
+mod store_redis;
 mod streaming;
 mod timeouts;
 mod tls_h2;

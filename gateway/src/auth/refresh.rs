@@ -23,9 +23,11 @@
 //! ([`Store::once`](crate::store::Store::once)): one replica
 //! calls the IdP and shares its outcome, sealed with the session key, with
 //! the others. While the store cannot coordinate the replicas (Redis
-//! unreachable), a refusal may be the IdP refusing a replay of a token
-//! another replica has just rotated: it answers 503 with the cookies kept
-//! ([`RefreshFailure::Contested`]), never a logout.
+//! unreachable), and for `session.refresh_grace` after they may have lost
+//! sight of each other's results (a replica back from an outage, Redis
+//! restarted or flushed), a refusal may be the IdP refusing a replay of a
+//! token another replica has just rotated: it answers 503 with the cookies
+//! kept ([`RefreshFailure::Contested`]), never a logout, and is not shared.
 //!
 //! A session on the revocation list (logged out, revoked) is not refreshed:
 //! its cookies are cleared as if the IdP had refused.
@@ -45,7 +47,7 @@ use super::revocation;
 use super::session::{self, Session};
 use super::single_flight::Role;
 use super::verify::VerifyError;
-use crate::store::Flight;
+use crate::store::{Coordination, Flight};
 
 /// The identity to forward with, and cookies to add to the answer.
 #[derive(Debug)]
@@ -199,36 +201,47 @@ async fn across_replicas(
         .store
         .digest(&[b"refresh", auth.app.as_bytes(), cookie.token.as_bytes()]);
     let context = format!("{}/refresh/{key}", auth.app);
+    let seal_context = context.as_str();
     let flight = auth
         .store
-        .once(&key, auth.session.refresh_grace, || async {
-            let result = refresh(auth, cookie, jwt).await;
-            let shared = match &result {
-                Ok(r) => Some(Shared::Ok {
-                    jwt: r.jwt.clone(),
-                    refresh: r.refresh.clone(),
-                }),
-                Err(RefreshFailure::Rejected) => Some(Shared::Rejected),
-                Err(RefreshFailure::Invalid) => Some(Shared::Invalid),
-                Err(RefreshFailure::Unpublished(kept)) => Some(Shared::Unpublished {
-                    refresh: (**kept).clone(),
-                }),
-                // Not kept: the next request tries again.
-                Err(RefreshFailure::Unavailable | RefreshFailure::Contested) => None,
-            };
-            let sealed = shared.map(|s| {
-                let plain = serde_json::to_string(&s).unwrap_or_default();
-                auth.sealer.seal(&context, &plain)
-            });
-            (result, sealed)
-        })
+        .once(
+            &key,
+            auth.session.refresh_grace,
+            |coordination| async move {
+                let result = match refresh(auth, cookie, jwt).await {
+                    Err(RefreshFailure::Rejected) if coordination == Coordination::Unsure => {
+                        contested();
+                        Err(RefreshFailure::Contested)
+                    }
+                    result => result,
+                };
+                let shared = match &result {
+                    Ok(r) => Some(Shared::Ok {
+                        jwt: r.jwt.clone(),
+                        refresh: r.refresh.clone(),
+                    }),
+                    Err(RefreshFailure::Rejected) => Some(Shared::Rejected),
+                    Err(RefreshFailure::Invalid) => Some(Shared::Invalid),
+                    Err(RefreshFailure::Unpublished(kept)) => Some(Shared::Unpublished {
+                        refresh: (**kept).clone(),
+                    }),
+                    // Not kept: the next request tries again.
+                    Err(RefreshFailure::Unavailable | RefreshFailure::Contested) => None,
+                };
+                let sealed = shared.map(|s| {
+                    let plain = serde_json::to_string(&s).unwrap_or_default();
+                    auth.sealer.seal(seal_context, &plain)
+                });
+                (result, sealed)
+            },
+        )
         .await;
     match flight {
         Flight::Led(result) => result,
+        // Refused with the others held off, but Redis failed before they
+        // could see the outcome: they may try the token too.
         Flight::Alone(Err(RefreshFailure::Rejected)) => {
-            tracing::warn!(
-                "the IdP refused a refresh while the replicas could not coordinate (store                  unreachable): possibly a replay of a token another replica rotated;                  answering 503 and keeping the cookies"
-            );
+            contested();
             Err(RefreshFailure::Contested)
         }
         Flight::Alone(result) => result,
@@ -239,6 +252,16 @@ async fn across_replicas(
     }
 }
 
+/// Says why a refusal is answered with 503.
+fn contested() {
+    tracing::warn!(
+        "the IdP refused a refresh while the replicas could not be sure to see each other's \
+         results (store unreachable, or lately restarted, flushed or out of some replica's \
+         reach): possibly a replay of a token another replica rotated; answering 503 and \
+         keeping the cookies"
+    );
+}
+
 /// Another replica's outcome, opened and made this replica's.
 async fn joined(auth: &AppAuth, context: &str, sealed: &str) -> RefreshResult {
     let Some(shared) = auth
@@ -247,7 +270,8 @@ async fn joined(auth: &AppAuth, context: &str, sealed: &str) -> RefreshResult {
         .and_then(|plain| serde_json::from_str::<Shared>(&plain).ok())
     else {
         tracing::error!(
-            "another replica's refresh result does not open: do all replicas share              session.cookie_key?"
+            "another replica's refresh result does not open: do all replicas share \
+             session.cookie_key?"
         );
         return Err(RefreshFailure::Unavailable);
     };

@@ -28,17 +28,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{LoginConfig, StoreConfig, StoreKind};
 
+pub mod model;
 pub mod remote;
 pub mod revoked;
 pub mod seen;
 pub mod throttle;
-pub mod values;
 
+use model::random_bytes;
+pub use model::{unix_now, Coordination, Flight};
 use remote::Remote;
 pub use revoked::Entry;
 use revoked::Revoked;
 use throttle::Throttle;
-pub use values::{random_bytes, unix_now, Flight};
 
 /// Which login throttle an attempt counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,18 +197,21 @@ impl Store {
     /// replicas asking meanwhile, or within `grace`, get that instead of
     /// running it. Without Redis (memory store, or Redis unreachable) the
     /// work simply runs here: [`Flight::Led`] for a memory store,
-    /// [`Flight::Alone`] for a store that should have been shared.
+    /// [`Flight::Alone`] for a store that should have been shared. The work
+    /// is told whether another replica's result for `key` within `grace`
+    /// could be missing ([`Coordination`]), so that it does not share, or
+    /// act on, an outcome that may only mean "done elsewhere".
     pub async fn once<V, Fut>(
         &self,
         key: &str,
         grace: Duration,
-        work: impl FnOnce() -> Fut,
+        work: impl FnOnce(Coordination) -> Fut,
     ) -> Flight<V>
     where
         Fut: Future<Output = (V, Option<String>)>,
     {
         match &self.remote {
-            None => Flight::Led(work().await.0),
+            None => Flight::Led(work(Coordination::Sure).await.0),
             Some(remote) => remote.once(key, grace, work).await,
         }
     }
@@ -307,7 +311,10 @@ mod tests {
         let store = Store::memory(&login());
         assert!(!store.is_shared());
         match store
-            .once("k", Duration::from_secs(1), || async { (7, None) })
+            .once("k", Duration::from_secs(1), |c| async move {
+                assert_eq!(c, Coordination::Sure);
+                (7, None)
+            })
             .await
         {
             Flight::Led(7) => {}

@@ -19,7 +19,12 @@
 //!   members scored by the Unix time they expire at (`before`: the entry
 //!   refuses tokens issued at or before it); `P{revoked}:epoch` marks that
 //!   this Redis has been given the list (gone after a restart or
-//!   `FLUSHALL`);
+//!   `FLUSHALL`), and holds the Unix time (Redis's clock) of the last moment
+//!   shared results may have gone missing: Redis found without it, or a
+//!   replica back from an outage (during which it did work alone,
+//!   unshared). Work that wins a lock within the grace period after that
+//!   moment is told it cannot be sure no other replica did it unseen
+//!   ([`Coordination::Unsure`]);
 //! - channel `Prevoked`: `"<until> <before> <id>"` for each new entry, `"*"`
 //!   to ask every replica to reload the set.
 //!
@@ -37,8 +42,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use tokio_util::sync::CancellationToken;
 
+use super::model::{random_bytes, unix_now, Coordination, Flight};
 use super::revoked::{Entry, Revoked};
-use super::values::{random_bytes, unix_now, Flight};
 use crate::config::RedisSettings;
 use crate::ops::metrics::StoreMetrics;
 
@@ -102,6 +107,28 @@ redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_
 return 0
 ";
 
+/// `KEYS[1]` epoch; `ARGV[1]` `1` to stamp it with Redis's time, `0` to
+/// create it (stamped) only if missing. Redis's clock, so replicas' clocks
+/// need not agree.
+const STAMP: &str = r"
+local now = redis.call('TIME')[1]
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[1], now)
+else
+  redis.call('SET', KEYS[1], now, 'NX')
+end
+return 1
+";
+
+/// `KEYS[1]` epoch; `ARGV[1]` grace (s). 1 if the epoch exists and is more
+/// than the grace old by Redis's clock, else 0.
+const SURE: &str = r"
+local at = redis.call('GET', KEYS[1])
+if not at then return 0 end
+if tonumber(redis.call('TIME')[1]) > tonumber(at) + tonumber(ARGV[1]) then return 1 end
+return 0
+";
+
 /// The Redis side of the store.
 pub struct Remote {
     client: redis::Client,
@@ -119,6 +146,11 @@ pub struct Remote {
     /// A revocation was recorded here but not written to Redis: the probe
     /// pushes the local list back once Redis answers.
     unsynced: AtomicBool,
+    /// Work ran here without Redis since the store was last brought up:
+    /// its result is in no other replica's reach.
+    ran_alone: AtomicBool,
+    /// The store has been up once (a first connection ends no outage).
+    been_up: AtomicBool,
 }
 
 struct Scripts {
@@ -126,6 +158,8 @@ struct Scripts {
     renew: Script,
     finish: Script,
     gcra: Script,
+    stamp: Script,
+    sure: Script,
 }
 
 /// A failed or timed-out operation (already logged and counted).
@@ -182,10 +216,14 @@ impl Remote {
                 renew: Script::new(RENEW),
                 finish: Script::new(FINISH),
                 gcra: Script::new(GCRA),
+                stamp: Script::new(STAMP),
+                sure: Script::new(SURE),
             },
             metrics: StoreMetrics::new(),
             wake: tokio::sync::Notify::new(),
             unsynced: AtomicBool::new(false),
+            ran_alone: AtomicBool::new(false),
+            been_up: AtomicBool::new(false),
         })
     }
 
@@ -287,13 +325,13 @@ impl Remote {
         self: &Arc<Self>,
         key: &str,
         grace: Duration,
-        work: impl FnOnce() -> Fut,
+        work: impl FnOnce(Coordination) -> Fut,
     ) -> Flight<V>
     where
         Fut: Future<Output = (V, Option<String>)>,
     {
         if !self.is_up() {
-            return Flight::Alone(work().await.0);
+            return self.alone(work).await;
         }
         let lock = self.key(format_args!("{{{key}}}:lock"));
         let done = self.key(format_args!("{{{key}}}:done"));
@@ -302,14 +340,14 @@ impl Remote {
         let mut pause = Duration::from_millis(5);
         loop {
             match self.acquire(&lock, &done, &owner).await {
-                Err(Down) => return Flight::Alone(work().await.0),
+                Err(Down) => return self.alone(work).await,
                 Ok(Acquired::Done(result)) => return Flight::Joined(result),
                 Ok(Acquired::Won) => break,
                 Ok(Acquired::Busy) => {}
             }
             if tokio::time::Instant::now() + pause > deadline {
                 tracing::warn!("store: another replica's refresh took too long; refreshing here");
-                return Flight::Alone(work().await.0);
+                return self.alone(work).await;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
@@ -341,7 +379,8 @@ impl Remote {
                 }
             })
         };
-        let (value, share) = work().await;
+        let coordination = self.coordination(grace).await;
+        let (value, share) = work(coordination).await;
         renewal.abort();
         let share = share.unwrap_or_default();
         let grace = millis(grace);
@@ -362,7 +401,40 @@ impl Remote {
         match finished {
             Ok(_) => Flight::Led(value),
             // The others may not see this result: they may refresh too.
-            Err(Down) => Flight::Alone(value),
+            Err(Down) => {
+                self.ran_alone.store(true, Ordering::Relaxed);
+                Flight::Alone(value)
+            }
+        }
+    }
+
+    /// Runs `work` here without Redis (remembered: once Redis is back, the
+    /// others learn that results may be missing).
+    async fn alone<V, Fut>(&self, work: impl FnOnce(Coordination) -> Fut) -> Flight<V>
+    where
+        Fut: Future<Output = (V, Option<String>)>,
+    {
+        self.ran_alone.store(true, Ordering::Relaxed);
+        Flight::Alone(work(Coordination::Unsure).await.0)
+    }
+
+    /// Whether every replica's results of the last `grace` are in Redis:
+    /// the epoch (see the module doc) exists and is older than `grace`.
+    async fn coordination(&self, grace: Duration) -> Coordination {
+        let (script, epoch) = (&self.scripts.sure, &self.epoch_key());
+        let grace = grace.as_secs();
+        let sure = self
+            .op("epoch", |mut c| async move {
+                script
+                    .key(epoch)
+                    .arg(grace)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        match sure {
+            Ok(1) => Coordination::Sure,
+            _ => Coordination::Unsure,
         }
     }
 
@@ -499,9 +571,9 @@ impl Remote {
         Ok(())
     }
 
-    /// Pushes every local revocation into Redis (after it was unreachable,
-    /// restarted or flushed), marks it as holding the list, and asks every
-    /// replica to reload.
+    /// Pushes every local revocation into Redis (after it was restarted or
+    /// flushed, or missed this replica's writes) and asks every replica to
+    /// reload.
     async fn push_back(&self) -> Result<(), Down> {
         let now = unix_now();
         let entries = self.revoked.entries(now);
@@ -518,17 +590,25 @@ impl Remote {
             })
             .await?;
         }
-        let (epoch, channel) = (&self.epoch_key(), &self.channel());
+        let channel = &self.channel();
         self.op("push_back", |mut c| async move {
-            redis::pipe()
-                .set(epoch, now)
-                .ignore()
-                .publish(channel, "*")
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
+            c.publish::<_, _, i64>(channel, "*").await
         })
         .await
+        .map(drop)
+    }
+
+    /// Marks this Redis as holding the list; with `now`, also as the moment
+    /// from which shared results may be missing (without, an earlier mark
+    /// stays).
+    async fn stamp(&self, now: bool) -> Result<(), Down> {
+        let (script, epoch) = (&self.scripts.stamp, &self.epoch_key());
+        let now = u8::from(now);
+        self.op("stamp", |mut c| async move {
+            script.key(epoch).arg(now).invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(drop)
     }
 
     // --- background ------------------------------------------------------
@@ -593,9 +673,10 @@ impl Remote {
             })
             .await;
         let Ok((holds_list,)) = answer else { return };
+        let was_up = self.is_up();
         // Restarted or flushed (the list is gone), or this replica recorded
         // revocations it could not write: put back what it knows (the
-        // others reload). A blip with nothing to put back costs nothing:
+        // others reload). A blip with nothing to put back moves no list:
         // what the others published meanwhile reached this replica's feed,
         // or the feed reconnects and reloads.
         let put_back = !holds_list || self.unsynced.swap(false, Ordering::Relaxed);
@@ -603,8 +684,20 @@ impl Remote {
             self.unsynced.store(true, Ordering::Relaxed);
             return;
         }
-        let was_up = self.is_up();
+        // Shared results may be missing from now on for a grace period:
+        // Redis lost them, or this replica (or, in an outage it saw, others)
+        // did work alone.
+        let ran_alone = self.ran_alone.swap(false, Ordering::Relaxed);
+        let outage = !was_up && self.been_up.load(Ordering::Relaxed);
+        let missing = !holds_list || ran_alone || outage;
+        if (missing || !was_up) && self.stamp(missing).await.is_err() {
+            if ran_alone {
+                self.ran_alone.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
         if !was_up && !self.up.swap(true, Ordering::Relaxed) {
+            self.been_up.store(true, Ordering::Relaxed);
             tracing::info!("store: Redis reachable; sharing state with the other replicas");
             self.metrics.up(true);
         }

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -25,9 +26,11 @@ pub const LOGIN_PATH: &str = "/.gateway/login";
 /// See [`LOGIN_PATH`].
 pub const LOGOUT_PATH: &str = "/.gateway/logout";
 
-/// A browser on one gateway address; the current host picks the cookie jar.
+/// A browser on one gateway address (or several, taken in turn, as behind a
+/// load balancer); the current host picks the cookie jar.
 pub struct Browser {
-    client: Client,
+    clients: Vec<Client>,
+    next: AtomicUsize,
     host: Mutex<String>,
     jars: Mutex<HashMap<String, BTreeMap<String, String>>>,
 }
@@ -35,8 +38,16 @@ pub struct Browser {
 impl Browser {
     /// A browser visiting `host` through the gateway at `addr`.
     pub fn new(addr: SocketAddr, host: &str) -> Browser {
+        Browser::round_robin(&[addr], host)
+    }
+
+    /// A browser visiting `host` through the gateway replicas at `addrs`,
+    /// one request to each in turn (a load balancer without stickiness).
+    pub fn round_robin(addrs: &[SocketAddr], host: &str) -> Browser {
+        assert!(!addrs.is_empty(), "a browser needs a gateway address");
         Browser {
-            client: Client::new(addr),
+            clients: addrs.iter().map(|addr| Client::new(*addr)).collect(),
+            next: AtomicUsize::new(0),
             host: Mutex::new(host.to_owned()),
             jars: Mutex::new(HashMap::new()),
         }
@@ -111,9 +122,20 @@ impl Browser {
         if let Some(cookie) = &cookie {
             all.push(("cookie", cookie));
         }
-        let reply = self.client.send(method, &host, path, &all, body).await;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let reply = self.clients[turn]
+            .send(method, &host, path, &all, body)
+            .await;
         self.store(&host, &reply);
         reply
+    }
+
+    /// Takes the `Set-Cookie` headers of `reply` (to a request this browser
+    /// did not send itself, e.g. one of a burst made with its cookies) into
+    /// the current host's jar, as a browser does when the answer arrives:
+    /// the latest wins.
+    pub fn absorb(&self, reply: &Reply) {
+        self.store(&self.host(), reply);
     }
 
     fn store(&self, host: &str, reply: &Reply) {

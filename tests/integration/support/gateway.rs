@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::idp::{TestIdp, API_KEY, HMAC_SECRET, ISSUER};
+use super::process::GatewayProcess;
 use super::{Client, POLL_ATTEMPTS, POLL_INTERVAL};
 
 /// `[session] cookie_key` of test gateways (48 bytes).
@@ -312,8 +313,13 @@ impl TestGatewayBuilder {
     /// The TOML this builder produces (listen addresses are replaced by
     /// pre-bound ephemeral listeners).
     pub fn toml(&self) -> String {
+        self.toml_with_log("access = false")
+    }
+
+    /// [`Self::toml`] with `log` as the `[log]` table's lines.
+    fn toml_with_log(&self, log: &str) -> String {
         let mut toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n[log]\naccess = false\n{}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n[log]\n{log}\n{}\n",
             self.server, self.sections
         );
         for (name, keys) in [
@@ -330,6 +336,15 @@ impl TestGatewayBuilder {
             toml.push_str(&app.toml());
         }
         toml
+    }
+
+    /// The same configuration served by the real binary in its own process
+    /// (its own metrics, its own runtime: one replica as deployed), with
+    /// JSON logs at `warn,gateway=info`; ready when this returns.
+    pub async fn spawn(self) -> GatewayProcess {
+        let toml =
+            self.toml_with_log("level = \"warn,gateway=info\"\nformat = \"json\"\naccess = false");
+        GatewayProcess::builder().config(&toml).start().await
     }
 
     pub async fn start(self) -> TestGateway {

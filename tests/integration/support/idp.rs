@@ -79,6 +79,9 @@ pub struct Counters {
     pub jwt_api_refreshes: AtomicUsize,
     /// Revocations through FusionAuth's `DELETE /api/jwt/refresh` (also in `revocations`).
     pub jwt_api_revocations: AtomicUsize,
+    /// Every request, counted as it arrives (before the delay of
+    /// [`TestIdp::set_delay`]): tells that a slow call is under way.
+    pub received: AtomicUsize,
 }
 
 struct State {
@@ -482,6 +485,7 @@ impl State {
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    state.counters.received.fetch_add(1, Ordering::SeqCst);
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

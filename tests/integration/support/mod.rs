@@ -1,6 +1,7 @@
 //! Test support: the gateway in-process on an ephemeral port, a recording
 //! upstream that keeps every request it saw, a small HTTP client, a test IdP,
-//! and a cookie-jar browser for the login workflow.
+//! a cookie-jar browser for the login workflow, and real servers the gateway
+//! talks to (Glewlwyd, Redis).
 
 #![allow(dead_code)]
 
@@ -12,6 +13,7 @@ pub mod glewlwyd;
 pub mod idp;
 pub mod metrics;
 pub mod process;
+pub mod redis;
 pub mod tls;
 pub mod upstream;
 pub mod ws;

@@ -206,6 +206,8 @@ pub struct GatewayProcessBuilder {
     level: Option<String>,
     env: Vec<(String, String)>,
     open_files: Option<OpenFiles>,
+    /// A whole configuration file, used instead of the pieces above.
+    config: Option<String>,
 }
 
 impl GatewayProcessBuilder {
@@ -249,10 +251,22 @@ impl GatewayProcessBuilder {
         self
     }
 
+    /// A whole configuration file instead of `server`, `section`, `app` and
+    /// `log_level`. It must listen on `127.0.0.1:0` for both listeners and
+    /// log JSON lines including the gateway's `info` lines (see
+    /// [`Self::toml`]), which tell the bound addresses.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.to_owned());
+        self
+    }
+
     /// The configuration file the process gets. Logs are JSON lines at `warn`,
     /// plus the gateway's own `info` lines (start-up addresses, signals,
     /// drain outcome), which the tests read.
     pub fn toml(&self) -> String {
+        if let Some(config) = &self.config {
+            return config.clone();
+        }
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n\
              [log]\nlevel = {:?}\nformat = \"json\"\naccess = false\n\n{}\n{}",
