@@ -2,9 +2,12 @@
 //! lock and its shared results, GCRA throttle buckets, and the revocation
 //! list's shared copy with its pub/sub feed.
 //!
-//! Every operation is bounded by `store.timeout`. The first failure marks
-//! the store down (logged once, `gateway_store_up` 0); while it is down the
-//! callers use their in-process fallbacks at once, without trying Redis. A
+//! Every operation is bounded by `store.timeout`. An operation that fails
+//! or gets no answer in time goes on without Redis; a failed connection, or
+//! a probe (woken at once) that gets no answer either, marks the store down
+//! (logged once, `gateway_store_up` 0): one slow answer on a busy host is
+//! not an outage. While it is down the callers use their in-process
+//! fallbacks at once, without trying Redis. A
 //! background task probes Redis and brings the store back up by itself,
 //! pushing the revocations this replica knows back into Redis (a restart or
 //! `FLUSHALL` loses them there) and telling the other replicas to reload.
@@ -55,6 +58,9 @@ const WAIT_MAX: Duration = Duration::from_secs(30);
 /// Probe interval while Redis answers, and while it does not.
 const PROBE_UP: Duration = Duration::from_secs(1);
 const PROBE_DOWN: Duration = Duration::from_millis(200);
+/// The probe's bound: longer than a request's, since its verdict (down)
+/// holds for every request until the next probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// Revocations written per command when pushing the list back.
 const CHUNK: usize = 500;
 /// The bound on moving the whole revocation list (100,000 entries are a
@@ -283,6 +289,15 @@ impl Remote {
         let error = match tokio::time::timeout(timeout, f(connection)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e.to_string(),
+            Err(_) if name != "probe" => {
+                // One slow answer (a busy host) is not an outage: this
+                // operation goes on without Redis, and the probe, woken now,
+                // decides whether Redis is down.
+                self.metrics.error(name);
+                tracing::debug!(op = name, "store: no answer in time; going on without it");
+                self.wake.notify_one();
+                return Err(Down);
+            }
             Err(_) => format!("no answer within {}", humantime::format_duration(timeout)),
         };
         self.metrics.error(name);
@@ -663,14 +678,18 @@ impl Remote {
     async fn check(&self) {
         let epoch = &self.epoch_key();
         let answer = self
-            .op("probe", |mut c| async move {
-                redis::pipe()
-                    .cmd("PING")
-                    .ignore()
-                    .exists(epoch)
-                    .query_async::<(bool,)>(&mut c)
-                    .await
-            })
+            .op_within(
+                PROBE_TIMEOUT.max(self.timeout),
+                "probe",
+                |mut c| async move {
+                    redis::pipe()
+                        .cmd("PING")
+                        .ignore()
+                        .exists(epoch)
+                        .query_async::<(bool,)>(&mut c)
+                        .await
+                },
+            )
             .await;
         let Ok((holds_list,)) = answer else { return };
         let was_up = self.is_up();
