@@ -204,6 +204,46 @@ impl Idp {
         check_status(response.status())
     }
 
+    /// Revokes every refresh token of the user `user_id` (for one client,
+    /// FusionAuth's application id, or all): FusionAuth's
+    /// `DELETE /api/jwt/refresh?userId=…[&applicationId=…]`. An RFC 6749 IdP
+    /// has no such call (RFC 7009 revokes one token the caller holds):
+    /// [`IdpError::Unavailable`] says so.
+    pub async fn revoke_user(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<(), IdpError> {
+        if self.endpoints.kind != Kind::Fusionauth {
+            return Err(IdpError::Unavailable(
+                "the IdP has no call revoking a user's tokens".into(),
+            ));
+        }
+        let Some(base) = &self.endpoints.jwt_refresh else {
+            return Err(IdpError::Unavailable(
+                "no FusionAuth API address configured".into(),
+            ));
+        };
+        let Some(key) = &self.endpoints.api_key else {
+            return Err(IdpError::Unavailable(
+                "no FusionAuth API key configured".into(),
+            ));
+        };
+        let mut url = base.clone();
+        url.query_pairs_mut().append_pair("userId", user_id);
+        if let Some(client) = client_id {
+            url.query_pairs_mut().append_pair("applicationId", client);
+        }
+        let response = self
+            .http
+            .delete(url)
+            .header(http::header::AUTHORIZATION, key.expose())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check_status(response.status())
+    }
+
     /// The IdP's published keys.
     pub async fn fetch_jwks(&self) -> Result<JwkSet, IdpError> {
         let Some(url) = &self.endpoints.jwks else {

@@ -303,14 +303,56 @@ impl Events {
         };
         tracing::info!(?action, "admin API: revoke");
         self.apply(&action, now).await;
+        // The user's refresh tokens at the IdP too, where it has the call:
+        // otherwise the browser refreshes into a new session.
+        let idp = match &action {
+            Action::User { sub, client_id, .. } => {
+                Some(self.revoke_at_idp(sub, client_id.as_deref(), app).await)
+            }
+            _ => None,
+        };
         let mut answer = text(
             StatusCode::OK,
-            serde_json::json!({"revoked": true, "until": until}).to_string(),
+            serde_json::json!({"revoked": true, "until": until, "idp": idp}).to_string(),
         );
         answer
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         answer
+    }
+
+    /// Revokes `sub`'s refresh tokens at the IdP of `app` (or of every app),
+    /// best effort: what happened, for the answer.
+    async fn revoke_at_idp(
+        &self,
+        sub: &str,
+        client_id: Option<&str>,
+        app: Option<&Arc<AppAuth>>,
+    ) -> &'static str {
+        let mut idps: Vec<&Arc<IdpState>> = Vec::new();
+        for auth in self
+            .apps
+            .iter()
+            .filter(|a| app.is_none_or(|one| Arc::ptr_eq(a, one)))
+        {
+            if !idps.iter().any(|i| Arc::ptr_eq(i, &auth.idp)) {
+                idps.push(&auth.idp);
+            }
+        }
+        let mut outcome = "revoked";
+        for idp in idps {
+            let result = match idp.client() {
+                Some(client) => client.revoke_user(sub, client_id).await,
+                None => Err(crate::auth::idp::IdpError::Unavailable(
+                    "the IdP is not loaded yet".into(),
+                )),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "admin API: refresh tokens not revoked at the IdP");
+                outcome = "not revoked (see the log)";
+            }
+        }
+        outcome
     }
 
     /// How long after now a token issued now can be valid: the longest JWT
