@@ -1302,3 +1302,64 @@ async fn a_refused_refresh_ends_the_session_unless_the_replicas_may_have_lost_si
     assert_login_redirect(&reply, "refusal once the replicas see each other again");
     assert_session_cleared(&reply, "refusal once the replicas see each other again");
 }
+
+/// `GET path` on an admin listener with `token` as bearer: status and body.
+async fn admin_get(admin: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(format!("http://{admin}{path}"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("admin API answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_the_sessions_any_replica_has_seen() {
+    const TOKEN: &str = "an-admin-token-of-32-characters!";
+    let events = format!("[events]\nadmin_token = {TOKEN:?}\n");
+    let cluster = Cluster::start_with(2, |b| b.section(&events)).await;
+    let browser = cluster.browser();
+    let jwt = logged_in(&browser).await;
+    let sid = claims(&jwt)["sid"].as_str().map(str::to_owned);
+
+    // Asked on another replica than the one that logged the user in.
+    let admin = cluster.replicas[2].admin;
+    let path = format!("/admin/sessions?user={SUB}");
+    let (status, body) = admin_get(admin, &path, "a-wrong-token-of-32-characters!!").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains(SUB), "{body}");
+    let (status, body) = admin_get(admin, &path, TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let sessions = listed["sessions"].as_array().expect("a list");
+    assert_eq!(sessions.len(), 1, "{body}");
+    let session = &sessions[0];
+    assert_eq!(session["app"], "store", "{body}");
+    if let Some(sid) = &sid {
+        assert_eq!(session["session"], sid.as_str(), "{body}");
+    }
+    assert_eq!(session["last_address"], "127.0.0.1", "{body}");
+    let first_login = session["first_login"].as_u64().expect("a login time");
+    assert!(session.get("last_refresh").is_none(), "{body}");
+
+    // A refresh (on whichever replica) is recorded; the login stays.
+    sleep_past_expiry(&jwt).await;
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 200, "{}", cluster.logs());
+    let (_, body) = admin_get(cluster.replicas[0].admin, &path, TOKEN).await;
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let session = &listed["sessions"][0];
+    assert_eq!(session["first_login"].as_u64(), Some(first_login), "{body}");
+    assert!(
+        session["last_refresh"].as_u64() >= Some(first_login),
+        "{body}"
+    );
+
+    // Nobody else's.
+    let (status, body) = admin_get(admin, "/admin/sessions?user=nobody", TOKEN).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"sessions\":[]"), "{body}");
+}

@@ -437,6 +437,28 @@ impl AppAuth {
         self.cache.remove(&cache_key(identity.token.as_bytes()));
     }
 
+    /// Notes a session of `identity`'s user for the admin API's session
+    /// list (with Redis only): at login (`login`, with the client's
+    /// `address`), or at a refresh. Never per request. Sessions without
+    /// `sid` are not listed.
+    pub async fn record_session(&self, identity: &Identity, address: Option<IpAddr>, login: bool) {
+        let (Some(sub), Some(sid)) = (&identity.sub, &identity.sid) else {
+            return;
+        };
+        let user = self.store.digest(&[b"sessions", sub.as_bytes()]);
+        let field = format!("{sid}\n{}", if login { "login" } else { "refresh" });
+        let value = serde_json::json!({
+            "app": self.app,
+            "at": unix_now(),
+            "address": address.map(|a| a.to_string()),
+        })
+        .to_string();
+        let ttl = self.config.refresh_cookie.max_age;
+        self.store
+            .record_session(&user, &field, &value, login, ttl)
+            .await;
+    }
+
     /// The name a sealed value is bound to: app and cookie, so a refresh
     /// cookie of one app does not open in another.
     pub fn seal_context(&self) -> String {

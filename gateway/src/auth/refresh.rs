@@ -237,7 +237,12 @@ async fn across_replicas(
         )
         .await;
     match flight {
-        Flight::Led(result) => result,
+        Flight::Led(result) => {
+            if let Ok(refreshed) = &result {
+                auth.record_session(&refreshed.identity, None, false).await;
+            }
+            result
+        }
         // Refused with the others held off, but Redis failed before they
         // could see the outcome: they may try the token too.
         Flight::Alone(Err(RefreshFailure::Rejected)) => {

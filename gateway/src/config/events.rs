@@ -91,6 +91,11 @@ fn secret(key: &str, value: Option<String>) -> Result<Option<Secret>, ConfigErro
                 v.len()
             ),
         )),
+        // Sent as `Authorization: Bearer <secret>`: one token, no spaces.
+        Some(v) if !v.bytes().all(|b| b.is_ascii_graphic()) => Err(invalid(
+            key,
+            "must be printable ASCII without spaces (it is sent as a bearer token)",
+        )),
         Some(v) => Ok(Some(Secret::new(v))),
     }
 }
@@ -191,6 +196,10 @@ mod tests {
         for (text, key) in [
             ("webhook_secret = \"short\"", "events.webhook_secret"),
             ("admin_token = \"short\"", "events.admin_token"),
+            (
+                "admin_token = \"with spaces, 32 characters long..\"",
+                "events.admin_token",
+            ),
             (
                 "webhook_signing_idp_keys = true\nwebhook_path = \"/metrics\"",
                 "events.webhook_path",

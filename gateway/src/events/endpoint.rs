@@ -17,6 +17,10 @@
 //!   and a JSON body `{"user": sub}`, `{"user": sub, "app": name}`,
 //!   `{"session": sid, "app": name}` or `{"app": name}`: 200 with what was
 //!   revoked; 401 without the token; 400 for anything else.
+//! - `GET /admin/sessions?user={sub}` with the same token: the sessions the
+//!   gateway has seen for the user (session id, app, first login, last
+//!   refresh, the login's address), kept in Redis for the refresh cookie's
+//!   lifetime and recorded at login and refresh only; 503 without Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +146,12 @@ impl Events {
         }
         if self.admin_token.is_some() && path == "/admin/revoke" {
             return post_only(req, |req| self.admin_revoke(req)).await;
+        }
+        if self.admin_token.is_some() && path == "/admin/sessions" {
+            if req.method() != Method::GET {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            }
+            return self.admin_sessions(req).await;
         }
         text(StatusCode::NOT_FOUND, "not found\n")
     }
@@ -315,6 +325,60 @@ impl Events {
             StatusCode::OK,
             serde_json::json!({"revoked": true, "until": until, "idp": idp}).to_string(),
         );
+        answer
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        answer
+    }
+
+    async fn admin_sessions(&self, req: Request<Incoming>) -> Answer {
+        let Some(token) = &self.admin_token else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        if token.check(req.headers()).is_err() {
+            tracing::warn!("admin API: missing or wrong token");
+            return text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        }
+        let user = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(name, _)| name == "user")
+            .map(|(_, value)| value.into_owned());
+        let Some(user) = user.filter(|u| identifier(u)) else {
+            return text(StatusCode::BAD_REQUEST, "bad request: ?user=<sub>\n");
+        };
+        let key = self.store.digest(&[b"sessions", user.as_bytes()]);
+        let Some(fields) = self.store.sessions(&key).await else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session lists need [store] kind = \"redis\", reachable\n",
+            );
+        };
+        // `{sid}\n{login|refresh}` → one object per session.
+        let mut sessions: std::collections::BTreeMap<String, serde_json::Value> =
+            std::collections::BTreeMap::new();
+        for (field, value) in fields {
+            let Some((sid, what)) = field.split_once('\n') else {
+                continue;
+            };
+            let Ok(seen) = serde_json::from_str::<serde_json::Value>(&value) else {
+                continue;
+            };
+            let entry = sessions
+                .entry(sid.to_owned())
+                .or_insert_with(|| serde_json::json!({"session": sid}));
+            entry["app"] = seen["app"].clone();
+            match what {
+                "login" => {
+                    entry["first_login"] = seen["at"].clone();
+                    entry["last_address"] = seen["address"].clone();
+                }
+                _ => entry["last_refresh"] = seen["at"].clone(),
+            }
+        }
+        let body = serde_json::json!({
+            "user": user,
+            "sessions": sessions.into_values().collect::<Vec<_>>(),
+        });
+        let mut answer = text(StatusCode::OK, body.to_string());
         answer
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -269,6 +269,30 @@ impl Store {
         }
     }
 
+    /// Records what is known of one session of a user (`user`: a
+    /// [`Store::digest`]) under `field`, for `ttl`: `first` keeps an
+    /// existing value (the login), otherwise the value replaces it (the
+    /// last refresh). Only with Redis (a memory store keeps no such list);
+    /// best effort.
+    pub async fn record_session(
+        &self,
+        user: &str,
+        field: &str,
+        value: &str,
+        first: bool,
+        ttl: Duration,
+    ) {
+        if let Some(remote) = self.remote.as_ref().filter(|r| r.is_up()) {
+            remote.record_session(user, field, value, first, ttl).await;
+        }
+    }
+
+    /// What [`Store::record_session`] kept for `user`, by field; `None`
+    /// without Redis (or when it does not answer).
+    pub async fn sessions(&self, user: &str) -> Option<Vec<(String, String)>> {
+        self.remote.as_ref()?.sessions(user).await
+    }
+
     /// Moves on whenever an entry is added to the revocation list: a value
     /// checked against the list at one generation needs no new check until
     /// the generation changes.

@@ -526,6 +526,43 @@ impl Remote {
         Some(set.is_some())
     }
 
+    /// See [`Store::record_session`](super::Store::record_session).
+    pub async fn record_session(
+        &self,
+        user: &str,
+        field: &str,
+        value: &str,
+        first: bool,
+        ttl: Duration,
+    ) {
+        let key = &self.key(format_args!("sessions:{{{user}}}"));
+        let ttl = millis(ttl).max(1);
+        let _ = self
+            .op("sessions", |mut c| async move {
+                redis::pipe()
+                    .cmd(if first { "HSETNX" } else { "HSET" })
+                    .arg(key)
+                    .arg(field)
+                    .arg(value)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ttl)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+    }
+
+    /// See [`Store::sessions`](super::Store::sessions).
+    pub async fn sessions(&self, user: &str) -> Option<Vec<(String, String)>> {
+        let key = &self.key(format_args!("sessions:{{{user}}}"));
+        self.bulk("sessions", |mut c| async move { c.hgetall(key).await })
+            .await
+            .ok()
+    }
+
     // --- revocation ------------------------------------------------------
 
     /// Writes a revocation already recorded locally to Redis and tells the

@@ -351,6 +351,7 @@ async fn login(
     let cookies = session::store(auth, &tokens.access_token, refresh.as_ref(), &previous);
     auth.metrics.login("success");
     tracing::info!(sub = identity.sub.as_deref().unwrap_or(""), "login");
+    auth.record_session(&identity, Some(caller.ip), true).await;
     let target = if return_to.is_empty() {
         auth.config.landing_path.as_str()
     } else {
