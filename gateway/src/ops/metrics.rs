@@ -60,6 +60,8 @@ pub const FORM_TIMEOUTS_TOTAL: &str = "gateway_form_timeouts_total";
 /// 1 while Redis answers (`[store] kind = "redis"`: replicas share state),
 /// 0 while each replica goes on with its own; absent with a memory store.
 pub const STORE_UP: &str = "gateway_store_up";
+/// Entries on this replica's copy of the revocation list.
+pub const REVOCATIONS: &str = "gateway_revocations";
 /// Redis operations that failed or timed out, by `op`.
 pub const STORE_ERRORS_TOTAL: &str = "gateway_store_errors_total";
 
@@ -151,6 +153,10 @@ fn describe() {
     metrics::describe_gauge!(
         STORE_UP,
         "1 while Redis answers and replicas share state, 0 while each replica uses its own."
+    );
+    metrics::describe_gauge!(
+        REVOCATIONS,
+        "Entries on this replica's copy of the revocation list."
     );
     metrics::describe_counter!(
         STORE_ERRORS_TOTAL,
@@ -357,6 +363,11 @@ impl StoreMetrics {
     pub fn error(&self, op: &'static str) {
         metrics::counter!(STORE_ERRORS_TOTAL, "op" => op).increment(1);
     }
+}
+
+/// Records the size of the local revocation list.
+pub fn revocations(entries: usize) {
+    metrics::gauge!(REVOCATIONS).set(entries as f64);
 }
 
 /// Counts one JWKS fetch.

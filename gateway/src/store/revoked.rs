@@ -57,6 +57,7 @@ impl Revoked {
             }
         };
         if news {
+            crate::ops::metrics::revocations(self.len());
             // After the entry is in: a reader that sees the new generation
             // also sees the entry.
             self.generation.fetch_add(1, Ordering::Release);
@@ -81,6 +82,9 @@ impl Revoked {
     pub fn purge(&self, now: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         entries.retain(|_, e| e.until > now);
+        let len = entries.len();
+        drop(entries);
+        crate::ops::metrics::revocations(len);
     }
 
     /// The entries still in force at `now`.
