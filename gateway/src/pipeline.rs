@@ -334,6 +334,7 @@ async fn run(
             request_id: &ctx.request_id,
             upgrade,
         },
+        || None,
     )
     .await?;
     app.metrics.upstream_latency(upstream_time);
