@@ -64,8 +64,9 @@ use ops::{admin, metrics};
 use pipeline::Gateway;
 
 /// Serves until `shutdown` resolves, then drains gracefully: builds the
-/// request path's state, starts loading the IdPs' keys, the admin listener
-/// and metrics upkeep, and hands the proxy listener to the proxy core.
+/// request path's state, starts loading the IdPs' keys, the admin listener,
+/// metrics upkeep and the watch over live connections of revoked sessions,
+/// and hands the proxy listener to the proxy core.
 pub async fn serve(
     listeners: Listeners,
     config: Config,
@@ -81,6 +82,17 @@ pub async fn serve(
     }
     gateway.store.start(&background);
     tracing::info!(store = gateway.store.describe(), "shared state");
+    // Tunnels outlive the start of shutdown (they are cut at the end of the
+    // grace period), and so does the watch that ends those of revoked
+    // sessions: it stops with them, or when this function returns.
+    let watching = gateway.lifecycle.stop.child_token();
+    tokio::spawn(
+        gateway
+            .live
+            .clone()
+            .watch(gateway.store.clone(), watching.clone()),
+    );
+    let _watching = watching.drop_guard();
     warn_about_development_settings(&gateway.config);
     ops::open_files::check(&gateway.config.server);
     for variable in &gateway.config.ignored_variables {

@@ -16,13 +16,19 @@
 //!        refresh    expired: single-flight refresh at the IdP, new cookies
 //!        authorize  required roles
 //!        identity   the verified identity's headers in
-//!        forward    X-Forwarded-* in, stream to the upstream
+//!        forward    X-Forwarded-* in, stream to the upstream; a tunnel or a
+//!                   streaming body of a session is watched until it ends
 //!        response   upstream Set-Cookie for any gateway cookie dropped
 //! ```
 //!
 //! Each stage is a plain function returning "continue" or an [`Error`] that
 //! the outer handler turns into the answer (a login redirect, 401 JSON, a
 //! page).
+//!
+//! What an authenticated request leaves open after its answer's head (a
+//! WebSocket tunnel, a body still streaming) is put on the [`Watchlist`]
+//! with the identity it was opened with, and ends within a moment of that
+//! session's logout or revocation (see [`crate::auth::live`]).
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -40,8 +46,9 @@ use tracing::Instrument;
 use crate::auth::app::{self, unix_now, AppAuth, LoginShared};
 use crate::auth::error::{AuthError, Relogin};
 use crate::auth::idp_state::IdpState;
+use crate::auth::live::Watchlist;
 use crate::auth::login::endpoint as login;
-use crate::auth::model::{Checked, IDENTITY_PREFIX};
+use crate::auth::model::{Checked, Identity, IDENTITY_PREFIX};
 use crate::auth::refresh::{self, Renewed};
 use crate::auth::session::{self, Session};
 use crate::auth::verify::VerifyError;
@@ -52,6 +59,7 @@ use crate::events::endpoint::Events;
 use crate::ops::metrics::{AppMetrics, NO_APP};
 use crate::pages;
 use crate::proxy::body::Body;
+use crate::proxy::cut::Cut;
 use crate::proxy::forward::{self, ClientSide, Target};
 use crate::proxy::headers::{self, ClientRules};
 use crate::proxy::path::{self, BadPath};
@@ -80,6 +88,9 @@ pub struct Gateway {
     login: LoginShared,
     /// The state replicas share (started by [`crate::serve`]).
     pub store: Arc<Store>,
+    /// Authenticated tunnels and streaming bodies, by session (watched by
+    /// a task [`crate::serve`] starts).
+    pub live: Arc<Watchlist>,
 }
 
 /// One app with its runtime state.
@@ -152,6 +163,7 @@ impl Gateway {
             cookie_names: built.cookie_names,
             login: LoginShared::new(&config.login, store.clone()),
             store,
+            live: Arc::default(),
             config,
         })
     }
@@ -300,6 +312,8 @@ async fn run(
     let version = req.version();
     let upgrade =
         headers::clean_request(req.headers_mut(), version, conn.trusted, &app.client_rules);
+    // the session the request is forwarded for, if any
+    let mut session = None;
     match app.auth.as_ref().filter(|_| !public) {
         // no session to read (no login, or a public path): the gateway's
         // cookies out all the same
@@ -309,8 +323,9 @@ async fn run(
             if own_page {
                 return own_page_answer(conn, auth, req).await;
             }
-            if let Step::Respond(response) = guard(auth, &mut req, ctx).await? {
-                return Ok(*response);
+            match guard(auth, &mut req, ctx).await? {
+                Step::Continue(identity) => session = Some((identity, auth)),
+                Step::Respond(response) => return Ok(*response),
             }
         }
     }
@@ -334,6 +349,8 @@ async fn run(
             request_id: &ctx.request_id,
             upgrade,
         },
+        // asked only of an answer that goes on streaming
+        || session.map(|(identity, auth)| watched(&gateway.live, identity, auth)),
     )
     .await?;
     app.metrics.upstream_latency(upstream_time);
@@ -354,11 +371,19 @@ fn with_path(uri: &Uri, normal: &str) -> Result<Uri, Error> {
     Uri::from_parts(parts).map_err(|_| invalid())
 }
 
+/// A tunnel or streaming body of `identity`'s session, on the watch list
+/// until it ends, and ended when the session is revoked.
+fn watched(live: &Arc<Watchlist>, identity: Arc<Identity>, auth: &Arc<AppAuth>) -> Cut {
+    let registration = live.register(identity, auth.clone());
+    Cut::new(registration.token(), registration)
+}
+
 /// What the login stages decided.
 enum Step {
-    /// Forward the request (identity headers set, gateway cookies out); a
-    /// refresh's cookies wait in the request's context for the answer.
-    Continue,
+    /// Forward the request for this identity (its headers set, gateway
+    /// cookies out); a refresh's cookies wait in the request's context for
+    /// the answer.
+    Continue(Arc<Identity>),
     /// Answer with this instead (a refresh redirect; boxed: rare).
     Respond(Box<Response<Body>>),
 }
@@ -409,7 +434,7 @@ async fn guard(
     // authorize
     authorize::stage(auth, &renewed.identity)?;
     identity::apply(req.headers_mut(), &renewed.identity);
-    Ok(Step::Continue)
+    Ok(Step::Continue(renewed.identity))
 }
 
 /// The session, verify and refresh stages: the identity to forward with.

@@ -14,6 +14,7 @@ mod idp_client;
 mod idp_redirects;
 mod layout;
 mod limits;
+mod live_sessions;
 mod login;
 mod login_throttle;
 mod logout;

@@ -401,8 +401,9 @@ impl AppAuth {
     /// Whether `identity`'s session is still live (not revoked) at `now`:
     /// two integers compared, unless the revocation list has grown since
     /// the last look (then one local lookup). A revoked token leaves the
-    /// cache.
-    fn live(&self, identity: &Identity, now: u64) -> bool {
+    /// cache. The token's own `exp` plays no part: an expired token is live
+    /// until its session is revoked.
+    pub fn live(&self, identity: &Identity, now: u64) -> bool {
         let generation = self.store.revocations();
         if identity.live_at.load(Ordering::Relaxed) == generation {
             return true;
@@ -421,7 +422,8 @@ impl AppAuth {
     }
 
     /// Ends the session `identity` belongs to, on every replica, until its
-    /// token would have expired anyway.
+    /// token would have expired anyway, and for at least
+    /// [`REVOKED_AT_LEAST`].
     pub async fn revoke(&self, identity: &Identity) {
         let now = unix_now();
         let entry = Entry {
@@ -429,7 +431,8 @@ impl AppAuth {
             until: identity
                 .exp
                 .saturating_add(self.policy.leeway)
-                .saturating_add(1),
+                .saturating_add(1)
+                .max(now.saturating_add(REVOKED_AT_LEAST.as_secs())),
         };
         self.store
             .revoke(&identity.revocations[0], entry, now)
@@ -479,6 +482,13 @@ fn cache_key(token: &[u8]) -> u128 {
     tail[16 - n..].copy_from_slice(&token[token.len() - n..]);
     u128::from_le_bytes(tail)
 }
+
+/// A logout's revocation lasts at least this long, even when the token it
+/// was made with has expired already (a user idle on a page with a
+/// WebSocket open): a tunnel outlives the JWT it was opened with, and the
+/// entry must reach every replica (through Redis, or its reload after an
+/// outage) for them to end the session's live connections.
+pub const REVOKED_AT_LEAST: Duration = Duration::from_secs(60);
 
 /// CSRF tokens are accepted for this long after the login page was shown.
 pub const CSRF_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);

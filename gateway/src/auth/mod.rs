@@ -1,7 +1,7 @@
 //! The login workflow: per-app state, the session, verify, refresh (with its
 //! single-flight), identity headers, public paths, authorization, cookies,
-//! CSRF, throttling, return-to, the IdP client, and the gateway's own pages
-//! under `login/`.
+//! CSRF, throttling, return-to, the IdP client, the watch list of live
+//! connections of sessions, and the gateway's own pages under `login/`.
 //!
 //! It knows nothing of sockets: it never imports `proxy`, `pipeline`, `error`
 //! or `pages`. Stages return their own [`error::AuthError`] and answer with
@@ -15,6 +15,7 @@ pub mod error;
 pub mod identity;
 pub mod idp;
 pub mod idp_state;
+pub mod live;
 pub mod login;
 pub mod model;
 pub mod public;

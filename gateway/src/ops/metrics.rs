@@ -26,7 +26,8 @@ pub const OPEN_TUNNELS: &str = "gateway_open_tunnels";
 /// Client connections closed at accept, by `reason` (`global`:
 /// `server.max_connections`; `per_ip`: `server.max_connections_per_ip`).
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "gateway_connections_refused_total";
-/// Tunnels ended, by `reason` (`closed`, `error`, `idle`, `lifetime`, `shutdown`).
+/// Tunnels ended, by `reason` (`closed`, `error`, `idle`, `lifetime`,
+/// `revoked`: the session it was opened with ended, `shutdown`).
 pub const TUNNELS_CLOSED_TOTAL: &str = "gateway_tunnels_closed_total";
 /// The soft open-files limit (`RLIMIT_NOFILE`) the gateway runs with.
 pub const OPEN_FILES_LIMIT: &str = "gateway_open_files_limit";
@@ -246,6 +247,8 @@ pub struct TunnelCloses {
     pub idle: Counter,
     /// Open for `server.tunnel_max_lifetime`.
     pub lifetime: Counter,
+    /// Cut by its handler: the session it was opened with was revoked.
+    pub revoked: Counter,
     /// Cut at the end of the shutdown grace period.
     pub shutdown: Counter,
 }
@@ -265,6 +268,7 @@ pub fn connections() -> &'static ConnectionMetrics {
             error: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "error"),
             idle: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "idle"),
             lifetime: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "lifetime"),
+            revoked: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "revoked"),
             shutdown: metrics::counter!(TUNNELS_CLOSED_TOTAL, "reason" => "shutdown"),
         },
     })

@@ -15,6 +15,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::connection::InFlight;
+use super::cut::Cut;
 use super::pool::Lease;
 
 /// A response body sent to the client.
@@ -34,12 +35,13 @@ enum Kind {
 
 impl Body {
     /// The upstream's body, streamed; `lease` goes back to the pool once the
-    /// body has been read to its end.
-    pub fn upstream(incoming: Incoming, lease: Lease) -> Body {
+    /// body has been read to its end; `cut`, if any, ends it early.
+    pub fn upstream(incoming: Incoming, lease: Lease, cut: Option<Cut>) -> Body {
         Body {
             kind: Kind::Upstream(UpstreamBody {
                 incoming,
                 lease: Some(lease),
+                cut,
             }),
             in_flight: None,
         }
@@ -73,14 +75,25 @@ impl Body {
     }
 }
 
+/// Why a response body ended before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Reading the upstream's body failed.
+    #[error("upstream body: {0}")]
+    Upstream(#[from] hyper::Error),
+    /// The body's [`Cut`] fired.
+    #[error("response body cut short by its handler")]
+    Cut,
+}
+
 impl HttpBody for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.get_mut().kind {
             Kind::Upstream(upstream) => upstream.poll_frame(cx),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -102,18 +115,29 @@ impl HttpBody for Body {
     }
 }
 
-/// The upstream's body and the connection it arrives on.
+/// The upstream's body, the connection it arrives on, and what may end it
+/// early.
 #[derive(Debug)]
 struct UpstreamBody {
     incoming: Incoming,
     lease: Option<Lease>,
+    cut: Option<Cut>,
 }
 
 impl UpstreamBody {
     fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        // Before the next frame: a fired cut wins even over data already
+        // waiting (or a body that would stream on without pause).
+        if let Some(cut) = &mut self.cut {
+            if cut.poll_fired(cx).is_ready() {
+                // Abandoned half-way: the connection goes with the lease.
+                self.lease = None;
+                return Poll::Ready(Some(Err(BodyError::Cut)));
+            }
+        }
         let frame = Pin::new(&mut self.incoming).poll_frame(cx);
         match &frame {
             // The whole response arrived: the connection is free again.
@@ -122,7 +146,7 @@ impl UpstreamBody {
             Poll::Ready(Some(Err(_))) => self.lease = None,
             _ => {}
         }
-        frame
+        frame.map_err(BodyError::Upstream)
     }
 
     fn release(&mut self) {

@@ -11,16 +11,23 @@
 //!
 //! HTTP/1.1 `Upgrade` requests (WebSocket) are forwarded with their upgrade
 //! headers; on `101` both sides are upgraded and become a [`Tunnels`] tunnel.
+//!
+//! What goes on streaming once the head is answered (a tunnel, or a body not
+//! known to be small) can be given a [`Cut`], asked of the caller only then,
+//! so that the caller can end it early; an answer complete with its head, or
+//! with a small known length, costs the caller nothing.
 
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use super::body::Body;
+use super::cut::Cut;
 use super::error::UpstreamError;
 use super::headers as proxy_headers;
 use super::pool::Upstream;
@@ -55,9 +62,17 @@ pub struct ClientSide<'a> {
     pub upgrade: Option<HeaderValue>,
 }
 
+/// A body of at most this many bytes, its length known, is not worth a
+/// [`Cut`]: it is handed to the client's connection in one or two writes.
+pub const SMALL_BODY: u64 = 64 * 1024;
+
 /// Forwards `req` and returns the upstream's response head with a streaming body.
 ///
 /// The second value is the time the upstream took to answer, for metrics.
+/// `cut` is called once the upstream has answered, and only if the answer
+/// goes on streaming (a tunnel, or a body neither empty nor of a known
+/// length up to [`SMALL_BODY`]); what it returns ends that stream when
+/// fired.
 pub async fn forward(
     response_timeout: Duration,
     tunnels: &Tunnels,
@@ -65,6 +80,7 @@ pub async fn forward(
     mut req: Request<Incoming>,
     target: Target<'_>,
     client: ClientSide<'_>,
+    cut: impl FnOnce() -> Option<Cut>,
 ) -> Result<(Response<Body>, Duration), UpstreamError> {
     let upgrade = client.upgrade;
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -112,7 +128,7 @@ pub async fn forward(
             ));
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        tunnels.spawn(client_upgrade, upstream_upgrade, stop.clone());
+        tunnels.spawn(client_upgrade, upstream_upgrade, stop.clone(), cut());
         let (mut parts, _) = response.into_parts();
         proxy_headers::remove_hop_by_hop(&mut parts.headers);
         proxy_headers::set_upgrade(&mut parts.headers, protocol);
@@ -121,8 +137,19 @@ pub async fn forward(
 
     let (mut parts, body) = response.into_parts();
     proxy_headers::remove_hop_by_hop(&mut parts.headers);
+    let cut = if streams(&body) { cut() } else { None };
     Ok((
-        Response::from_parts(parts, Body::upstream(body, lease)),
+        Response::from_parts(parts, Body::upstream(body, lease, cut)),
         elapsed,
     ))
+}
+
+/// Whether `body` may go on arriving for a while after its head: not
+/// already complete, and not of a known length up to [`SMALL_BODY`].
+fn streams(body: &Incoming) -> bool {
+    !body.is_end_stream()
+        && body
+            .size_hint()
+            .exact()
+            .is_none_or(|length| length > SMALL_BODY)
 }

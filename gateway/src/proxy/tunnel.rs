@@ -9,11 +9,13 @@
 //! - `error`: reading or writing either side failed;
 //! - `idle`: no byte either way for `server.tunnel_idle_timeout`;
 //! - `lifetime`: `server.tunnel_max_lifetime` since the upgrade;
+//! - `revoked`: the request's handler fired the tunnel's [`Cut`] (the
+//!   gateway does so when the session it was opened with is revoked);
 //! - `shutdown`: the end of the shutdown grace period.
 //!
 //! Then both connections are closed. The gateway knows nothing of the
-//! protocol inside, so a WebSocket cut for `idle` or `lifetime` gets no close
-//! frame: its peers see the connection end (close code 1006).
+//! protocol inside, so a WebSocket cut for `idle`, `lifetime` or `revoked`
+//! gets no close frame: its peers see the connection end (close code 1006).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::cut::Cut;
 use crate::ops::metrics;
 
 /// How long a tunnel may stay quiet, and live.
@@ -56,10 +59,19 @@ impl Tunnels {
     }
 
     /// Starts the tunnel between `client` and `upstream` once both upgrades
-    /// complete; `stop` cuts it (the end of the shutdown grace period).
-    pub fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, stop: CancellationToken) {
+    /// complete; `stop` cuts it (the end of the shutdown grace period), and
+    /// so does `cut` when its handler fires it. The tunnel holds `cut` until
+    /// it ends.
+    pub fn spawn(
+        &self,
+        client: OnUpgrade,
+        upstream: OnUpgrade,
+        stop: CancellationToken,
+        cut: Option<Cut>,
+    ) {
         let limits = self.limits.get().copied();
-        self.tracker.spawn(tunnel(client, upstream, limits, stop));
+        self.tracker
+            .spawn(tunnel(client, upstream, limits, stop, cut));
     }
 
     /// Accepts no new tunnels (shutdown has begun).
@@ -90,6 +102,7 @@ enum End {
     Error,
     Idle,
     Lifetime,
+    Revoked,
     Shutdown,
 }
 
@@ -98,6 +111,7 @@ async fn tunnel(
     upstream: OnUpgrade,
     limits: Option<TunnelLimits>,
     stop: CancellationToken,
+    mut cut: Option<Cut>,
 ) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
@@ -124,11 +138,13 @@ async fn tunnel(
         },
         () = quiet_for(&activity, limits.map(|l| l.idle)) => End::Idle,
         () = expiry(limits.map(|l| l.lifetime)) => End::Lifetime,
+        () = fired(cut.as_mut()) => End::Revoked,
         () = stop.cancelled() => End::Shutdown,
     };
     match end {
         End::Idle => tracing::debug!("tunnel closed: idle for server.tunnel_idle_timeout"),
         End::Lifetime => tracing::debug!("tunnel closed: server.tunnel_max_lifetime reached"),
+        End::Revoked => tracing::debug!("tunnel cut by its handler"),
         End::Shutdown => tracing::debug!("tunnel cut at the end of the shutdown grace period"),
         End::Closed | End::Error => {}
     }
@@ -139,11 +155,15 @@ async fn tunnel(
         End::Error => &closes.error,
         End::Idle => &closes.idle,
         End::Lifetime => &closes.lifetime,
+        End::Revoked => &closes.revoked,
         End::Shutdown => &closes.shutdown,
     }
     .increment(1);
     handles.tunnels.decrement(1.0);
     drop((client, upstream));
+    // The cut last: whoever holds its other end sees the tunnel gone only
+    // once it is.
+    drop(cut);
 }
 
 /// Resolves once nothing has been read from either side for `idle`
@@ -160,6 +180,14 @@ async fn quiet_for(activity: &LastRead, idle: Option<Duration>) {
             return;
         }
         deadline = next;
+    }
+}
+
+/// Resolves once `cut` fires (never without one).
+async fn fired(cut: Option<&mut Cut>) {
+    match cut {
+        Some(cut) => cut.fired().await,
+        None => std::future::pending().await,
     }
 }
 
