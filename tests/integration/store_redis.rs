@@ -1055,6 +1055,8 @@ async fn a_key_prefix_keeps_two_deployments_on_one_redis_apart() {
                     .query(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
                     .await
             }
+            // The admin API's session records: fields and values.
+            "hash" => redis.query(redis::cmd("HGETALL").arg(key)).await,
             other => panic!("key {key} of unexpected type {other}"),
         };
         for value in values {

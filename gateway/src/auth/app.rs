@@ -443,22 +443,31 @@ impl AppAuth {
     /// Notes a session of `identity`'s user for the admin API's session
     /// list (with Redis only): at login (`login`, with the client's
     /// `address`), or at a refresh. Never per request. Sessions without
-    /// `sid` are not listed.
+    /// `sid` are not listed. Field and value name nobody in the clear: the
+    /// field is a keyed hash of the session, the value is sealed under the
+    /// cookie key ([`SESSIONS_SEAL`]).
     pub async fn record_session(&self, identity: &Identity, address: Option<IpAddr>, login: bool) {
         let (Some(sub), Some(sid)) = (&identity.sub, &identity.sid) else {
             return;
         };
         let user = self.store.digest(&[b"sessions", sub.as_bytes()]);
-        let field = format!("{sid}\n{}", if login { "login" } else { "refresh" });
+        let kind = if login { "login" } else { "refresh" };
+        let field = format!(
+            "{}:{kind}",
+            self.store
+                .digest(&[b"session", self.app.as_bytes(), sid.as_bytes()])
+        );
         let value = serde_json::json!({
+            "session": sid,
             "app": self.app,
             "at": unix_now(),
             "address": address.map(|a| a.to_string()),
         })
         .to_string();
+        let sealed = self.sealer.seal(SESSIONS_SEAL, &value);
         let ttl = self.config.refresh_cookie.max_age;
         self.store
-            .record_session(&user, &field, &value, login, ttl)
+            .record_session(&user, &field, &sealed, login, ttl)
             .await;
     }
 
@@ -489,6 +498,10 @@ fn cache_key(token: &[u8]) -> u128 {
 /// entry must reach every replica (through Redis, or its reload after an
 /// outage) for them to end the session's live connections.
 pub const REVOKED_AT_LEAST: Duration = Duration::from_secs(60);
+
+/// What session records in the store are sealed for (every app's sealer
+/// has the same key).
+pub const SESSIONS_SEAL: &str = "gateway/sessions";
 
 /// CSRF tokens are accepted for this long after the login page was shown.
 pub const CSRF_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);

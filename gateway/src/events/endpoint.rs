@@ -36,7 +36,7 @@ use super::action::{identifier, Action};
 use super::backchannel::{self, Limits};
 use super::fusionauth;
 use super::signature::{Authenticator, SharedSecret, SignatureCheck};
-use crate::auth::app::AppAuth;
+use crate::auth::app::{AppAuth, SESSIONS_SEAL};
 use crate::auth::idp_state::IdpState;
 use crate::auth::revocation;
 use crate::config::events::{Backchannel, Webhook};
@@ -352,19 +352,27 @@ impl Events {
                 "session lists need [store] kind = \"redis\", reachable\n",
             );
         };
-        // `{sid}\n{login|refresh}` → one object per session.
+        // `{hash}:{login|refresh}` → one object per session; values sealed.
+        let Some(opener) = self.apps.first() else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
         let mut sessions: std::collections::BTreeMap<String, serde_json::Value> =
             std::collections::BTreeMap::new();
-        for (field, value) in fields {
-            let Some((sid, what)) = field.split_once('\n') else {
+        for (field, sealed) in fields {
+            let Some((session, what)) = field.rsplit_once(':') else {
                 continue;
             };
-            let Ok(seen) = serde_json::from_str::<serde_json::Value>(&value) else {
+            let Some(seen) = opener
+                .sealer
+                .open(SESSIONS_SEAL, &sealed)
+                .and_then(|plain| serde_json::from_str::<serde_json::Value>(&plain).ok())
+            else {
                 continue;
             };
             let entry = sessions
-                .entry(sid.to_owned())
-                .or_insert_with(|| serde_json::json!({"session": sid}));
+                .entry(session.to_owned())
+                .or_insert_with(|| serde_json::json!({}));
+            entry["session"] = seen["session"].clone();
             entry["app"] = seen["app"].clone();
             match what {
                 "login" => {
