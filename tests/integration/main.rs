@@ -21,6 +21,7 @@ mod parking;
 mod pooling;
 mod properties;
 mod refresh;
+mod revocation;
 mod routing;
 mod session;
 mod shutdown;
