@@ -24,6 +24,15 @@
 //! on (the default) each refresh returns a new one, and presenting a used
 //! one again (a replay: someone else holds a copy) revokes the whole session.
 //!
+//! With a [`Webhook`] configured, every revocation of refresh tokens (the
+//! RFC 7009 endpoint, as at a gateway logout, and `DELETE /api/jwt/refresh`
+//! for a token, a session, a user or an application) is posted there as
+//! FusionAuth's signed `jwt.refresh-token.revoke` event, so that a gateway
+//! with `[events]` refuses the revoked sessions' JWTs at once. A user's
+//! tokens are revoked with the API key:
+//! `curl -X DELETE -H 'Authorization: dev-api-key-change-me'
+//! 'http://127.0.0.1:9011/api/jwt/refresh?userId=<id>'`.
+//!
 //! Users and clients come from a TOML file (see [`Directory`]);
 //! `examples/users.toml` holds the demo ones, whose password is
 //! [`DEMO_PASSWORD`]. Passwords are stored as argon2id hashes; the `idp`
@@ -95,7 +104,42 @@ pub struct DevIdpConfig {
     pub rotate_refresh: bool,
     /// The API key `DELETE /api/jwt/refresh` requires in `Authorization`.
     pub api_key: String,
+    /// Where to send FusionAuth-style `jwt.refresh-token.revoke` webhooks
+    /// when refresh tokens are revoked, if anywhere.
+    pub webhook: Option<Webhook>,
 }
+
+/// A webhook receiver, such as the gateway's `events.webhook_path` on its
+/// admin listener: every revocation of refresh tokens is posted there as a
+/// FusionAuth `jwt.refresh-token.revoke` event, signed like FusionAuth
+/// signs webhooks (an `X-FusionAuth-Signature-JWT` header: HS256 with
+/// `signing_secret` over `{"request_body_sha256": base64(SHA-256(body))}`).
+/// Fire and forget: one attempt, [`WEBHOOK_TIMEOUT`] at most, failures
+/// logged.
+#[derive(Clone)]
+pub struct Webhook {
+    /// The URL posted to, e.g. `http://127.0.0.1:9090/events/fusionauth`.
+    pub url: String,
+    /// The HMAC key of the signature (the gateway's
+    /// `events.webhook_signing_secret`).
+    pub signing_secret: String,
+    /// Also sent as `Authorization: Bearer …`, if set (the gateway's
+    /// `events.webhook_secret`).
+    pub bearer: Option<String>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("signing_secret", &"***")
+            .field("bearer", &self.bearer.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// The longest a webhook delivery may take.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl DevIdpConfig {
     /// The defaults for `users`: issuer [`DEFAULT_ISSUER`], access tokens
@@ -109,6 +153,7 @@ impl DevIdpConfig {
             refresh_ttl: Duration::from_secs(8 * 60 * 60),
             rotate_refresh: true,
             api_key: DEFAULT_API_KEY.to_owned(),
+            webhook: None,
         }
     }
 }
@@ -524,6 +569,8 @@ struct Idp {
     /// tell whether a user exists.
     dummy_hash: String,
     sessions: Mutex<Sessions>,
+    /// The webhook receiver and the client that posts to it.
+    webhook: Option<(Webhook, reqwest::Client)>,
 }
 
 /// What an access token is issued for.
@@ -561,6 +608,17 @@ impl Idp {
             signer: Signer::generate()?,
             dummy_hash,
             sessions: Mutex::new(Sessions::default()),
+            webhook: match config.webhook {
+                Some(webhook) => {
+                    let client = reqwest::Client::builder()
+                        .timeout(WEBHOOK_TIMEOUT)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .map_err(io::Error::other)?;
+                    Some((webhook, client))
+                }
+                None => None,
+            },
         })
     }
 
@@ -1047,15 +1105,33 @@ impl Idp {
                 .map(|s| s.id.clone())
                 .collect()
         };
-        if matching.is_empty() && (id.is_some() || params.contains_key("token")) {
+        let single = id.is_some() || params.contains_key("token");
+        if matching.is_empty() && single {
             return Ok(empty(StatusCode::NOT_FOUND));
         }
+        let mut events = Vec::new();
         for session_id in &matching {
             if let Some(session) = sessions.by_id.get_mut(session_id) {
+                if single {
+                    events.push(Revoked::session(session));
+                }
                 session.revoked = true;
             }
         }
+        drop(sessions);
         tracing::info!(target: "dev_idp", count = matching.len(), "refresh tokens revoked (API)");
+        if !single {
+            // FusionAuth sends one event for a user's or an application's
+            // tokens, whether or not any were left.
+            events.push(Revoked {
+                user_id: params.get("userId").cloned(),
+                application_id: params.get("applicationId").cloned(),
+                refresh_token: None,
+            });
+        }
+        for revoked in &events {
+            self.notify(revoked);
+        }
         Ok(empty(StatusCode::OK))
     }
 
@@ -1077,10 +1153,18 @@ impl Idp {
             .session_of(token)
             .filter(|s| s.client_id == client.id)
             .map(|s| s.id.clone());
+        let mut revoked = None;
         if let Some(session) = owned.and_then(|id| sessions.by_id.get_mut(&id)) {
+            if !session.revoked {
+                revoked = Some(Revoked::session(session));
+            }
             session.revoked = true;
             tracing::info!(target: "dev_idp", client = %client.id, sid = %session.id,
                 "refresh token revoked");
+        }
+        drop(sessions);
+        if let Some(revoked) = revoked {
+            self.notify(&revoked);
         }
         Ok(empty(StatusCode::OK))
     }
@@ -1310,6 +1394,142 @@ fn api_failure(code: &str, message: &str) -> Failure {
         StatusCode::BAD_REQUEST,
         &json!({ "fieldErrors": { "refreshToken": [{ "code": code, "message": message }] } }),
     )))
+}
+
+/// What a revocation revoked, for its webhook event.
+struct Revoked {
+    /// The user whose tokens were revoked (`None`: an application's).
+    user_id: Option<String>,
+    /// The one application, if the revocation was limited to one.
+    application_id: Option<String>,
+    /// The single refresh token revoked: its id (the JWTs' `sid`) and when
+    /// its session began.
+    refresh_token: Option<(String, u64)>,
+}
+
+impl Revoked {
+    /// One session's refresh token.
+    fn session(session: &Session) -> Revoked {
+        Revoked {
+            user_id: Some(session.user_id.clone()),
+            application_id: Some(session.client_id.clone()),
+            refresh_token: Some((session.id.clone(), session.auth_time)),
+        }
+    }
+}
+
+impl Idp {
+    /// The `jwt.refresh-token.revoke` event for `revoked`, shaped like
+    /// FusionAuth's ("Events & Webhooks → JWT Refresh Token Revoke").
+    fn revoke_event(&self, revoked: &Revoked, created_ms: u64) -> io::Result<Value> {
+        let ttl = self.access_ttl;
+        let ttls: serde_json::Map<String, Value> = match &revoked.application_id {
+            Some(app) => [(app.clone(), json!(ttl))].into_iter().collect(),
+            None => self
+                .users
+                .clients()
+                .iter()
+                .map(|c| (c.id.clone(), json!(ttl)))
+                .collect(),
+        };
+        let mut event = json!({
+            "type": "jwt.refresh-token.revoke",
+            "id": random_uuid()?,
+            "createInstant": created_ms,
+            "applicationTimeToLiveInSeconds": ttls,
+        });
+        if let Some(app) = &revoked.application_id {
+            event["applicationId"] = json!(app);
+        }
+        if let Some(user_id) = &revoked.user_id {
+            event["userId"] = json!(user_id);
+            if let Some(user) = self.users.find_id(user_id) {
+                let mut described =
+                    json!({ "id": user.id, "username": user.username, "active": true });
+                if let Some(email) = &user.email {
+                    described["email"] = json!(email);
+                }
+                event["user"] = described;
+            }
+        }
+        if let Some((id, started)) = &revoked.refresh_token {
+            event["refreshToken"] = json!({
+                "id": id,
+                "applicationId": revoked.application_id,
+                "userId": revoked.user_id,
+                "insertInstant": started.saturating_mul(1000),
+                "startInstant": started.saturating_mul(1000),
+            });
+        }
+        Ok(json!({ "event": event }))
+    }
+
+    /// Sends the webhook for `revoked`, if one is configured, without
+    /// waiting for it.
+    fn notify(&self, revoked: &Revoked) {
+        let Some((webhook, client)) = &self.webhook else {
+            return;
+        };
+        let created_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let event = match self.revoke_event(revoked, created_ms) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(target: "dev_idp", error = %e, "webhook not sent");
+                return;
+            }
+        };
+        let body = event.to_string();
+        let signature = match webhook_signature(webhook.signing_secret.as_bytes(), body.as_bytes())
+        {
+            Ok(signature) => signature,
+            Err(e) => {
+                tracing::error!(target: "dev_idp", error = %e, "webhook not signed");
+                return;
+            }
+        };
+        let mut request = client
+            .post(&webhook.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("X-FusionAuth-Signature-JWT", signature)
+            .body(body);
+        if let Some(bearer) = &webhook.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let (url, id) = (webhook.url.clone(), event["event"]["id"].clone());
+        tokio::spawn(async move {
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    tracing::info!(target: "dev_idp", %url, %id, "webhook jwt.refresh-token.revoke sent");
+                }
+                Ok(response) => {
+                    tracing::warn!(target: "dev_idp", %url, %id, status = %response.status(),
+                        "webhook jwt.refresh-token.revoke refused");
+                }
+                Err(e) => {
+                    tracing::warn!(target: "dev_idp", %url, %id, error = %e,
+                        "webhook jwt.refresh-token.revoke not delivered");
+                }
+            }
+        });
+    }
+}
+
+/// FusionAuth's `X-FusionAuth-Signature-JWT` for `body`: a JWT, HS256 with
+/// `secret`, whose one claim `request_body_sha256` is the standard base64
+/// (padded) of the body's SHA-256.
+pub fn webhook_signature(secret: &[u8], body: &[u8]) -> io::Result<String> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    let claims = json!({
+        "request_body_sha256": base64::engine::general_purpose::STANDARD.encode(digest.as_ref()),
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(io::Error::other)
 }
 
 /// Serves the dev IdP on `listener` until `shutdown` completes, then closes
@@ -1879,6 +2099,58 @@ mod tests {
             revoke(("store", "bad"), "x".to_owned()).await?,
             StatusCode::UNAUTHORIZED
         );
+        Ok(())
+    }
+
+    /// The events and signatures the IdP sends are the ones the gateway's
+    /// webhook endpoint parses and authenticates.
+    #[test]
+    fn revocation_webhooks_are_what_the_gateway_understands() -> TestResult {
+        use gateway::events::action::Action;
+        use gateway::events::signature::{Authenticator, SignatureCheck};
+
+        let idp = idp()?;
+        let created = 1_800_000_000_123;
+        let richard = "00000000-0000-0000-0000-000000000001";
+        let user = Revoked {
+            user_id: Some(richard.to_owned()),
+            application_id: None,
+            refresh_token: None,
+        };
+        let body = idp.revoke_event(&user, created)?.to_string();
+        let event = gateway::events::fusionauth::parse(body.as_bytes(), 60)?;
+        assert_eq!(event.event_type, "jwt.refresh-token.revoke");
+        assert!(
+            matches!(&event.actions[..], [Action::User { sub, client_id: None, before: 1_800_000_000, .. }] if sub == richard),
+            "{event:?}"
+        );
+        let session = Revoked {
+            user_id: Some(richard.to_owned()),
+            application_id: Some("store".to_owned()),
+            refresh_token: Some(("sid-1".to_owned(), 1_700_000_000)),
+        };
+        let again = idp.revoke_event(&session, created)?.to_string();
+        let parsed = gateway::events::fusionauth::parse(again.as_bytes(), 60)?;
+        assert_ne!(parsed.id, event.id, "a fresh id per event");
+        assert!(
+            matches!(&parsed.actions[..], [Action::Session { sid, client_id: Some(c), until: 1_800_000_061 }] if sid == "sid-1" && c == "store"),
+            "{parsed:?}"
+        );
+
+        let secret = b"a webhook signing key, 32 bytes!";
+        let check = SignatureCheck::new(Some(secret), false, vec![Algorithm::HS256], 0)
+            .ok_or("no check")?;
+        let authenticator = Authenticator::new(Some(check), None).ok_or("no authenticator")?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-fusionauth-signature-jwt",
+            HeaderValue::from_str(&webhook_signature(secret, body.as_bytes())?)?,
+        );
+        let none = gateway::auth::verify::Keys::new(None, None);
+        authenticator.check(&headers, body.as_bytes(), &none, now())?;
+        assert!(authenticator
+            .check(&headers, again.as_bytes(), &none, now())
+            .is_err());
         Ok(())
     }
 

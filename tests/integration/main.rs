@@ -22,6 +22,7 @@ mod parking;
 mod pooling;
 mod properties;
 mod refresh;
+mod revocation;
 mod routing;
 mod session;
 mod shutdown;

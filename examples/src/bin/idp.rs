@@ -6,6 +6,7 @@
 //! ```text
 //! idp [--listen ADDR] [--users FILE] [--issuer URL] [--access-ttl DUR]
 //!     [--refresh-ttl DUR] [--no-rotate] [--api-key KEY]
+//!     [--webhook-url URL --webhook-secret SECRET]
 //! idp hash-password [PASSWORD]
 //! ```
 //!
@@ -19,6 +20,12 @@
 //! * `--no-rotate`: reusable refresh tokens instead of one-time use.
 //! * `--api-key KEY`: API key for `DELETE /api/jwt/refresh` (default
 //!   `dev-api-key-change-me`).
+//! * `--webhook-url URL`, `--webhook-secret SECRET`: post a signed
+//!   FusionAuth `jwt.refresh-token.revoke` webhook to URL (e.g. the
+//!   gateway's `http://127.0.0.1:9090/events/fusionauth`) whenever refresh
+//!   tokens are revoked, signed HS256 with SECRET (the gateway's
+//!   `events.webhook_signing_secret`; at least 16 bytes). Also read from
+//!   the environment as `IDP_WEBHOOK_SECRET`.
 //!
 //! `hash-password` prints the argon2id hash of PASSWORD (or of the first
 //! line of standard input) for the `password` field of a users file.
@@ -36,6 +43,7 @@ const DEMO_USERS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/users.toml")
 const USAGE: &str = "\
 usage: idp [--listen ADDR] [--users FILE] [--issuer URL] [--access-ttl DUR]
            [--refresh-ttl DUR] [--no-rotate] [--api-key KEY]
+           [--webhook-url URL --webhook-secret SECRET]
        idp hash-password [PASSWORD]
 
 DEVELOPMENT IdP - not for production.
@@ -47,6 +55,8 @@ DEVELOPMENT IdP - not for production.
   --no-rotate         reusable refresh tokens (default: one-time use)
   --api-key KEY       API key for DELETE /api/jwt/refresh
                       (default dev-api-key-change-me)
+  --webhook-url URL   post signed jwt.refresh-token.revoke webhooks here
+  --webhook-secret S  their HMAC signing key (or IDP_WEBHOOK_SECRET)
   hash-password       print the argon2id hash of PASSWORD (or of a line
                       read from standard input)";
 
@@ -58,6 +68,8 @@ struct Options {
     refresh_ttl: Duration,
     rotate: bool,
     api_key: String,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -88,6 +100,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         config.refresh_ttl = options.refresh_ttl;
         config.rotate_refresh = options.rotate;
         config.api_key = options.api_key;
+        config.webhook = match (options.webhook_url, options.webhook_secret) {
+            (Some(url), Some(signing_secret)) => Some(idp::Webhook {
+                url,
+                signing_secret,
+                bearer: None,
+            }),
+            _ => None,
+        };
         println!();
         println!("  DEVELOPMENT IdP — not for production");
         println!("  listening on http://{addr}, issuer {}", config.issuer);
@@ -110,6 +130,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         for client in config.users.clients() {
             println!("  client {}", client.id);
+        }
+        if let Some(webhook) = &config.webhook {
+            println!("  revocations are posted (signed) to {}", webhook.url);
         }
         println!("  Stop with Ctrl-C.");
         println!();
@@ -152,6 +175,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         refresh_ttl: Duration::from_secs(8 * 60 * 60),
         rotate: true,
         api_key: idp::DEFAULT_API_KEY.to_owned(),
+        webhook_url: None,
+        webhook_secret: std::env::var("IDP_WEBHOOK_SECRET").ok(),
     };
     while let Some(arg) = args.next() {
         let (flag, inline_value) = match arg.split_once('=') {
@@ -173,11 +198,27 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--refresh-ttl" => options.refresh_ttl = duration(&flag, &value()?)?,
             "--api-key" => options.api_key = value()?,
             "--no-rotate" => options.rotate = false,
+            "--webhook-url" => options.webhook_url = Some(value()?),
+            "--webhook-secret" => options.webhook_secret = Some(value()?),
             _ => return Err(format!("unknown argument {flag:?} (try --help)").into()),
         }
     }
     if options.api_key.is_empty() {
         return Err("--api-key must not be empty".into());
+    }
+    if let Some(url) = &options.webhook_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("--webhook-url: {url:?} is not an http(s) URL").into());
+        }
+        match &options.webhook_secret {
+            None => {
+                return Err("--webhook-url needs --webhook-secret (or IDP_WEBHOOK_SECRET)".into())
+            }
+            Some(secret) if secret.len() < 16 => {
+                return Err("--webhook-secret: at least 16 bytes".into())
+            }
+            Some(_) => {}
+        }
     }
     Ok(Some(options))
 }
