@@ -80,7 +80,7 @@ impl Default for RawEvents {
     }
 }
 
-fn secret(key: &str, value: Option<String>) -> Result<Option<Secret>, ConfigError> {
+fn secret(key: &str, value: Option<String>, bearer: bool) -> Result<Option<Secret>, ConfigError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) if v.len() < MIN_SECRET_BYTES => Err(invalid(
@@ -92,7 +92,7 @@ fn secret(key: &str, value: Option<String>) -> Result<Option<Secret>, ConfigErro
             ),
         )),
         // Sent as `Authorization: Bearer <secret>`: one token, no spaces.
-        Some(v) if !v.bytes().all(|b| b.is_ascii_graphic()) => Err(invalid(
+        Some(v) if bearer && !v.bytes().all(|b| b.is_ascii_graphic()) => Err(invalid(
             key,
             "must be printable ASCII without spaces (it is sent as a bearer token)",
         )),
@@ -120,8 +120,12 @@ fn path(key: &str, value: &str) -> Result<String, ConfigError> {
 
 impl RawEvents {
     pub(super) fn validate(self) -> Result<EventsConfig, ConfigError> {
-        let signing_secret = secret("events.webhook_signing_secret", self.webhook_signing_secret)?;
-        let shared = secret("events.webhook_secret", self.webhook_secret)?;
+        let signing_secret = secret(
+            "events.webhook_signing_secret",
+            self.webhook_signing_secret,
+            false,
+        )?;
+        let shared = secret("events.webhook_secret", self.webhook_secret, true)?;
         let ttl = duration("events.webhook_ttl", &self.webhook_ttl)?;
         let webhook =
             if signing_secret.is_some() || self.webhook_signing_idp_keys || shared.is_some() {
@@ -155,7 +159,7 @@ impl RawEvents {
         Ok(EventsConfig {
             webhook,
             backchannel,
-            admin_token: secret("events.admin_token", self.admin_token)?,
+            admin_token: secret("events.admin_token", self.admin_token, true)?,
         })
     }
 }
