@@ -39,6 +39,7 @@ use super::signature::{Authenticator, SharedSecret, SignatureCheck};
 use crate::auth::app::{AppAuth, SESSIONS_SEAL};
 use crate::auth::idp_state::IdpState;
 use crate::auth::revocation;
+use crate::auth::verify::Keys;
 use crate::config::events::{Backchannel, Webhook};
 use crate::config::EventsConfig;
 use crate::store::{unix_now, Entry, Store};
@@ -165,29 +166,24 @@ impl Events {
             return text(StatusCode::BAD_REQUEST, "bad request\n");
         };
         let now = unix_now();
-        let authentic = if authenticator.uses_idp_keys() && !self.idps.is_empty() {
-            // Any of the IdPs' published keys; the first error stands for all.
-            let mut result = Err(None);
-            for idp in &self.idps {
-                match authenticator.check(&parts.headers, &body, &idp.keys(), now) {
-                    Ok(()) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(e) => {
-                        if result.is_err() {
-                            result = Err(result.err().flatten().or(Some(e)));
-                        }
-                    }
-                }
-            }
-            result
+        // Against any of the IdPs' published keys (or none): authentic if
+        // one accepts; otherwise the first refusal stands for all.
+        let keys: Vec<Arc<Keys>> = if authenticator.uses_idp_keys() && !self.idps.is_empty() {
+            self.idps.iter().map(|idp| idp.keys()).collect()
         } else {
-            let none = crate::auth::verify::Keys::new(None, None);
-            authenticator
-                .check(&parts.headers, &body, &none, now)
-                .map_err(Some)
+            vec![Arc::new(Keys::new(None, None))]
         };
+        let mut authentic = Ok(());
+        for (i, keys) in keys.iter().enumerate() {
+            match authenticator.check(&parts.headers, &body, keys, now) {
+                Ok(()) => {
+                    authentic = Ok(());
+                    break;
+                }
+                Err(e) if i == 0 => authentic = Err(e),
+                Err(_) => {}
+            }
+        }
         if let Err(e) = authentic {
             tracing::warn!(reason = ?e, "webhook refused: not authentic");
             return text(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -285,7 +281,7 @@ impl Events {
             },
         };
         // Tokens are issued in whole seconds: everything issued up to now.
-        let until = now.saturating_add(self.longest_ttl(app));
+        let until = now.saturating_add(self.longest_ttl());
         let client_id = app.map(|a| a.config.client.id.clone());
         let action = match (&request.user, &request.session, &client_id) {
             (Some(sub), None, _) if identifier(sub) => Action::User {
@@ -429,7 +425,7 @@ impl Events {
 
     /// How long after now a token issued now can be valid: the longest JWT
     /// lifetime the gateway knows of (the webhook's assumed one).
-    fn longest_ttl(&self, _app: Option<&Arc<AppAuth>>) -> u64 {
+    fn longest_ttl(&self) -> u64 {
         self.webhook
             .as_ref()
             .map(|(w, _)| w.ttl)
