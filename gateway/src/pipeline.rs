@@ -374,8 +374,8 @@ fn with_path(uri: &Uri, normal: &str) -> Result<Uri, Error> {
 /// A tunnel or streaming body of `identity`'s session, on the watch list
 /// until it ends, and ended when the session is revoked.
 fn watched(live: &Arc<Watchlist>, identity: Arc<Identity>, auth: &Arc<AppAuth>) -> Cut {
-    let registration = live.register(identity, auth.clone());
-    Cut::new(registration.token(), registration)
+    let (token, registration) = live.register(identity, auth.clone());
+    Cut::new(token, registration)
 }
 
 /// What the login stages decided.

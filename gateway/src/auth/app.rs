@@ -404,10 +404,21 @@ impl AppAuth {
     /// cache. The token's own `exp` plays no part: an expired token is live
     /// until its session is revoked.
     pub fn live(&self, identity: &Identity, now: u64) -> bool {
+        self.live_at(identity, || now)
+    }
+
+    /// [`AppAuth::live`] now, reading the clock only if the revocation list
+    /// has grown since `identity` was last found live.
+    pub fn live_now(&self, identity: &Identity) -> bool {
+        self.live_at(identity, unix_now)
+    }
+
+    fn live_at(&self, identity: &Identity, now: impl FnOnce() -> u64) -> bool {
         let generation = self.store.revocations();
         if identity.live_at.load(Ordering::Relaxed) == generation {
             return true;
         }
+        let now = now();
         let revoked = identity
             .revocations
             .iter()

@@ -15,7 +15,10 @@
 //! [`SWEEP_EVERY`], loads the revocation list's generation and sleeps again
 //! unless it moved on; only then does it look at every registered
 //! connection ([`AppAuth::live`], a few local lookups per session). A
-//! registration is one short lock of one of [`SHARDS`] maps.
+//! registration is one short lock of one of [`SHARDS`] maps (the one of the
+//! thread it runs on; no counter shared across threads). The list holds no
+//! more entries than there are tunnels and streaming answers open, which
+//! the connection, stream and tunnel limits bound.
 //!
 //! A connection ends with its *session*, not with the JWT it was opened with:
 //! it is never cut at the token's `exp`. A WebSocket client cannot refresh
@@ -29,7 +32,8 @@
 //! token.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -45,16 +49,50 @@ use crate::store::Store;
 /// delivery to this replica).
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
-/// Maps the registrations are spread over, so that connections opening and
-/// closing on different threads rarely meet on one lock.
+/// Maps the registrations are spread over: threads take them in turn, so
+/// that connections opening and closing on different threads (the gateway's
+/// workers each serve their own) rarely meet on one lock.
 pub const SHARDS: usize = 32;
 
-/// The registered connections, by registration number.
+/// The registered connections, by shard.
 #[derive(Debug)]
 pub struct Watchlist {
-    shards: Box<[Mutex<HashMap<u64, Watched>>]>,
-    next: AtomicU64,
+    shards: Box<[Arc<Mutex<Shard>>]>,
 }
+
+/// One shard's connections, by registration number.
+#[derive(Debug, Default)]
+struct Shard {
+    connections: HashMap<u64, Watched, BuildHasherDefault<Numbers>>,
+    /// The next registration number.
+    next: u64,
+}
+
+/// Hashes registration numbers: unique, handed out in order and never
+/// chosen by a client, so a multiplication spreads them well enough (no
+/// SipHash needed against flooding).
+#[derive(Debug, Default)]
+struct Numbers(u64);
+
+impl Hasher for Numbers {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(FIBONACCI);
+    }
+}
+
+/// 2⁶⁴ divided by the golden ratio, made odd: multiplying by it spreads
+/// consecutive numbers over the whole range (Fibonacci hashing).
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// One registered connection.
 #[derive(Debug)]
@@ -68,42 +106,39 @@ struct Watched {
 /// connection off.
 #[derive(Debug)]
 pub struct Registration {
-    list: Arc<Watchlist>,
+    shard: Arc<Mutex<Shard>>,
     key: u64,
-    end: CancellationToken,
-}
-
-impl Registration {
-    /// The token fired when the connection's session is revoked.
-    pub fn token(&self) -> CancellationToken {
-        self.end.clone()
-    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.list.shard(self.key).remove(&self.key);
+        lock(&self.shard).connections.remove(&self.key);
     }
 }
 
 impl Default for Watchlist {
     fn default() -> Watchlist {
         Watchlist {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            next: AtomicU64::new(0),
+            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
         }
     }
 }
 
 impl Watchlist {
     /// Watches a connection opened by `identity` on the app of `auth`, until
-    /// the returned registration is dropped. Its token is already fired if
-    /// the session is revoked by now.
-    pub fn register(self: &Arc<Self>, identity: Arc<Identity>, auth: Arc<AppAuth>) -> Registration {
-        let key = self.next.fetch_add(1, Ordering::Relaxed);
+    /// the returned registration is dropped; the token is fired when the
+    /// session is revoked (already, if it is by now).
+    pub fn register(
+        &self,
+        identity: Arc<Identity>,
+        auth: Arc<AppAuth>,
+    ) -> (CancellationToken, Registration) {
         let end = CancellationToken::new();
-        let mut shard = self.shard(key);
-        let watched = shard.entry(key).insert_entry(Watched {
+        let home = &self.shards[home_shard()];
+        let mut shard = lock(home);
+        let key = shard.next;
+        shard.next += 1;
+        let watched = shard.connections.entry(key).insert_entry(Watched {
             identity,
             auth,
             end: end.clone(),
@@ -114,15 +149,15 @@ impl Watchlist {
         // was there to be seen. One that arrives from here on moves the
         // generation past what this check read, and the next sweep, which
         // takes this shard's lock after that, sees the entry.
-        if !watched.auth.live(&watched.identity, unix_now()) {
+        if !watched.auth.live_now(&watched.identity) {
             end.cancel();
         }
         drop(shard);
-        Registration {
-            list: self.clone(),
+        let registration = Registration {
+            shard: home.clone(),
             key,
-            end,
-        }
+        };
+        (end, registration)
     }
 
     /// Fires the token of every registered connection whose session is
@@ -131,7 +166,7 @@ impl Watchlist {
         let mut fired = 0;
         for shard in self.shards.iter() {
             let shard = lock(shard);
-            for watched in shard.values() {
+            for watched in shard.connections.values() {
                 if !watched.end.is_cancelled() && !watched.auth.live(&watched.identity, now) {
                     watched.end.cancel();
                     fired += 1;
@@ -169,22 +204,31 @@ impl Watchlist {
 
     /// How many connections are registered.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).connections.len())
+            .sum()
     }
 
     /// Whether no connection is registered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    fn shard(&self, key: u64) -> MutexGuard<'_, HashMap<u64, Watched>> {
-        lock(&self.shards[(key % SHARDS as u64) as usize])
+/// The shard of the calling thread: each thread takes the next one when it
+/// first registers.
+fn home_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HOME: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
     }
+    HOME.with(|home| *home)
 }
 
 /// A shard's map; a thread that panicked holding it left it consistent
 /// (every change is one insert or remove).
-fn lock(shard: &Mutex<HashMap<u64, Watched>>) -> MutexGuard<'_, HashMap<u64, Watched>> {
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -274,23 +318,42 @@ mod tests {
     #[test]
     fn a_registration_is_taken_off_when_dropped() {
         let w = world();
-        let a = w.list.register(w.identity("alice", "s1"), w.auth.clone());
-        let b = w.list.register(w.identity("alice", "s1"), w.auth.clone());
-        let c = w.list.register(w.identity("bob", "s2"), w.auth.clone());
+        let (_, a) = w.list.register(w.identity("alice", "s1"), w.auth.clone());
+        let (_, b) = w.list.register(w.identity("alice", "s1"), w.auth.clone());
+        let (_, c) = w.list.register(w.identity("bob", "s2"), w.auth.clone());
         assert_eq!(w.list.len(), 3);
         drop(b);
         assert_eq!(w.list.len(), 2);
         drop((a, c));
         assert!(w.list.is_empty());
-        // Many, spread over every shard, and nothing left behind.
-        let many: Vec<Registration> = (0..10 * SHARDS)
-            .map(|i| {
-                w.list
-                    .register(w.identity("carol", &format!("s{i}")), w.auth.clone())
-            })
-            .collect();
-        assert_eq!(w.list.len(), 10 * SHARDS);
-        assert!(w.list.shards.iter().all(|s| lock(s).len() == 10));
+        // Many, from threads of their own (so on several shards), dropped
+        // on other threads than theirs: nothing left behind.
+        let many: Vec<Registration> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let w = &w;
+                    scope.spawn(move || {
+                        (0..100)
+                            .map(|i| {
+                                let sid = format!("s{t}-{i}");
+                                w.list.register(w.identity("carol", &sid), w.auth.clone()).1
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("registering thread"))
+                .collect()
+        });
+        assert_eq!(w.list.len(), 400);
+        let used = w
+            .list
+            .shards
+            .iter()
+            .filter(|s| !lock(s).connections.is_empty());
+        assert!(used.count() > 1, "one shard for every thread");
         drop(many);
         assert!(w.list.is_empty());
     }
@@ -298,20 +361,20 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_fires_only_the_revoked_sessions_connections_once() {
         let w = world();
-        let tunnel = w.list.register(w.identity("alice", "s1"), w.auth.clone());
-        let stream = w.list.register(w.identity("alice", "s1"), w.auth.clone());
-        let other = w.list.register(w.identity("bob", "s2"), w.auth.clone());
+        let (tunnel, on_tunnel) = w.list.register(w.identity("alice", "s1"), w.auth.clone());
+        let (stream, on_stream) = w.list.register(w.identity("alice", "s1"), w.auth.clone());
+        let (other, _on_other) = w.list.register(w.identity("bob", "s2"), w.auth.clone());
         assert_eq!(w.list.sweep(NOW), 0);
 
         w.log_out("s1").await;
         assert_eq!(w.list.sweep(NOW), 2);
-        assert!(tunnel.token().is_cancelled());
-        assert!(stream.token().is_cancelled());
-        assert!(!other.token().is_cancelled());
+        assert!(tunnel.is_cancelled());
+        assert!(stream.is_cancelled());
+        assert!(!other.is_cancelled());
         // Fired already: not counted again; still registered until dropped.
         assert_eq!(w.list.sweep(NOW), 0);
         assert_eq!(w.list.len(), 3);
-        drop((tunnel, stream));
+        drop((on_tunnel, on_stream));
         assert_eq!(w.list.len(), 1);
     }
 
@@ -320,9 +383,9 @@ mod tests {
         let w = world();
         let identity = w.identity("alice", "s1");
         let after_exp = identity.exp + 3600;
-        let tunnel = w.list.register(identity, w.auth.clone());
+        let (tunnel, _on_tunnel) = w.list.register(identity, w.auth.clone());
         assert_eq!(w.list.sweep(after_exp), 0, "not cut at exp");
-        assert!(!tunnel.token().is_cancelled());
+        assert!(!tunnel.is_cancelled());
         // The session goes on with later tokens; a logout made with one of
         // them ends the tunnel opened with the first.
         let entry = Entry {
@@ -332,7 +395,7 @@ mod tests {
         let id = revocation::session(&w.store, "store", "s1");
         w.store.revoke(&id, entry, after_exp).await;
         assert_eq!(w.list.sweep(after_exp), 1);
-        assert!(tunnel.token().is_cancelled());
+        assert!(tunnel.is_cancelled());
     }
 
     #[tokio::test]
@@ -343,10 +406,10 @@ mod tests {
         // connection's request was checked just before it, and registers
         // only now.
         assert_eq!(w.list.sweep(NOW), 0);
-        let late = w.list.register(w.identity("alice", "s1"), w.auth.clone());
-        assert!(late.token().is_cancelled());
-        let other = w.list.register(w.identity("bob", "s2"), w.auth.clone());
-        assert!(!other.token().is_cancelled());
+        let (late, _on_late) = w.list.register(w.identity("alice", "s1"), w.auth.clone());
+        assert!(late.is_cancelled());
+        let (other, _on_other) = w.list.register(w.identity("bob", "s2"), w.auth.clone());
+        assert!(!other.is_cancelled());
     }
 
     #[tokio::test(start_paused = true)]
@@ -354,9 +417,9 @@ mod tests {
         let w = world();
         let stop = CancellationToken::new();
         let watcher = tokio::spawn(w.list.clone().watch(w.store.clone(), stop.clone()));
-        let tunnel = w.list.register(w.identity("alice", "s1"), w.auth.clone());
+        let (tunnel, _on_tunnel) = w.list.register(w.identity("alice", "s1"), w.auth.clone());
         tokio::time::sleep(SWEEP_EVERY * 4).await;
-        assert!(!tunnel.token().is_cancelled());
+        assert!(!tunnel.is_cancelled());
 
         // Revoked through the store like any logout, at the real time.
         let entry = Entry {
@@ -365,7 +428,7 @@ mod tests {
         };
         let id = revocation::session(&w.store, "store", "s1");
         w.store.revoke(&id, entry, unix_now()).await;
-        tokio::time::timeout(SWEEP_EVERY * 2, tunnel.token().cancelled())
+        tokio::time::timeout(SWEEP_EVERY * 2, tunnel.cancelled())
             .await
             .expect("fired within one sweep period");
 
