@@ -13,6 +13,7 @@ use http::header::{
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::auth::error::{AuthError, Relogin};
+use crate::front::forward_auth::Refused;
 use crate::pages;
 use crate::proxy::body::Body;
 use crate::proxy::error::UpstreamError;
@@ -35,6 +36,10 @@ pub enum Error {
         /// The host as the client sent it.
         host: String,
     },
+    /// A forward-auth subrequest not from an ingress, or not describing an
+    /// original request.
+    #[error(transparent)]
+    ForwardAuth(#[from] Refused),
     /// A login stage or the gateway's own pages.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -49,6 +54,8 @@ impl Error {
         match self {
             Error::Host(_) | Error::Path(_) => StatusCode::BAD_REQUEST,
             Error::UnknownHost { .. } => StatusCode::NOT_FOUND,
+            Error::ForwardAuth(Refused::NotAnIngress) => StatusCode::FORBIDDEN,
+            Error::ForwardAuth(Refused::Original(_)) => StatusCode::BAD_REQUEST,
             Error::Auth(e) => match e {
                 AuthError::BadRequest(_) => StatusCode::BAD_REQUEST,
                 AuthError::FormTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -97,7 +104,10 @@ impl Error {
                     .insert(RETRY_AFTER, HeaderValue::from(seconds));
                 return response;
             }
-            Error::Host(_) | Error::Path(_) | Error::Auth(AuthError::BadRequest(_)) => {
+            Error::Host(_)
+            | Error::Path(_)
+            | Error::ForwardAuth(Refused::Original(_))
+            | Error::Auth(AuthError::BadRequest(_)) => {
                 ("Bad request", "The request could not be understood.")
             }
             Error::Auth(AuthError::FormTimeout) => (
@@ -115,6 +125,9 @@ impl Error {
                 "Forbidden",
                 "The form has expired or was not sent from this site. Please go back, reload the page and try again.",
             ),
+            Error::ForwardAuth(Refused::NotAnIngress) => {
+                ("Forbidden", "This address is not for you.")
+            }
             Error::Auth(AuthError::Forbidden) => (
                 "Forbidden",
                 "Your account does not have access to this application.",
@@ -166,7 +179,9 @@ mod tests {
     #[test]
     fn every_variant_has_its_status() {
         let io = || -> crate::proxy::error::BoxError { Box::new(std::io::Error::other("refused")) };
-        let table: [(Error, u16); 17] = [
+        let table: [(Error, u16); 19] = [
+            (Refused::NotAnIngress.into(), 403),
+            (Refused::Original("URI").into(), 400),
             (HostError::Missing.into(), 400),
             (HostError::Repeated.into(), 400),
             (BadPath("backslash").into(), 400),

@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | [`pipeline`], [`error`], [`pages`] | the request path, errors → answers | everything |
 //! | [`proxy`] | the reverse-proxy core; knows nothing of login | `config`, `ops` |
+//! | [`front`] | forward-auth: an ingress's subrequest read, its answers shaped | `config`, `ops`, `proxy`, `store`, `auth` |
 //! | [`events`] | revocation inputs: IdP webhooks, back-channel logout, the admin API | `config`, `ops`, `store`, `auth` |
 //! | [`auth`] | the login workflow; knows nothing of sockets | `config`, `ops`, `store` |
 //! | [`store`] | state replicas share: in-process or Redis | `config`, `ops` |
@@ -46,6 +47,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod front;
 pub mod ops;
 pub mod pages;
 pub mod pipeline;
@@ -102,6 +104,12 @@ pub async fn serve(
         );
     }
     tracing::info!(apps = gateway.config.apps.len(), "starting");
+    if let Some(config) = &gateway.config.forward_auth {
+        tracing::info!(
+            on = front::forward_auth::describe(config),
+            "forward-auth endpoint for an ingress"
+        );
+    }
     if let Some(admin_listener) = listeners.admin {
         let addr = admin_listener.local_addr()?;
         let ready = gateway.clone();

@@ -37,7 +37,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{ACCEPT, LOCATION, SET_COOKIE, UPGRADE};
+use http::header::{LOCATION, SET_COOKIE};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
@@ -45,16 +45,18 @@ use tracing::Instrument;
 
 use crate::auth::app::{self, unix_now, AppAuth, LoginShared};
 use crate::auth::error::{AuthError, Relogin};
+use crate::auth::gate::{self, Standing, Visit};
 use crate::auth::idp_state::IdpState;
 use crate::auth::live::Watchlist;
 use crate::auth::login::endpoint as login;
-use crate::auth::model::{Checked, Identity, IDENTITY_PREFIX};
-use crate::auth::refresh::{self, Renewed};
-use crate::auth::session::{self, Session};
-use crate::auth::verify::VerifyError;
+use crate::auth::model::{Identity, IDENTITY_PREFIX};
+use crate::auth::refresh::Renewed;
+use crate::auth::session;
 use crate::auth::{authorize, cookies, identity, public};
 use crate::config::{AppConfig, Config, RefreshMode};
+use crate::config::forward_auth::{DeliverCookies, ForwardAuthConfig, Ingress};
 use crate::error::Error;
+use crate::front::forward_auth;
 use crate::events::endpoint::Events;
 use crate::ops::metrics::{AppMetrics, NO_APP};
 use crate::pages;
@@ -282,6 +284,13 @@ async fn run(
 ) -> Result<Response<Body>, Error> {
     let gateway = &conn.handler;
 
+    // forward-auth: an ingress asking about a request it proxies itself
+    if let Some(config) = &gateway.config.forward_auth {
+        if forward_auth::is_auth_path(config, req.uri().path()) {
+            return Box::pin(forward_auth(conn, config, req, ctx)).await;
+        }
+    }
+
     // one request, one meaning: one well-formed host, one normal path (the
     // one every stage below reads and the upstream receives)
     let host = route::request_host(req.uri(), req.headers())?;
@@ -358,6 +367,111 @@ async fn run(
     Ok(response)
 }
 
+/// Forward-auth mode: the ingress's subrequest about an original request,
+/// which runs the stages proxy mode runs up to `identity` (same routing,
+/// normal path, public paths and roles) and answers the ingress instead of
+/// forwarding. A refresh's cookies go on the allowing answer only where the
+/// ingress copies them to the browser (`forward_auth.refresh =
+/// "set-cookie"`); otherwise a page load is sent to the app's refresh page
+/// and the subrequest never refreshes.
+async fn forward_auth(
+    conn: &ConnInfo<Gateway>,
+    config: &ForwardAuthConfig,
+    req: Request<Incoming>,
+    ctx: &mut RequestCtx,
+) -> Result<Response<Body>, Error> {
+    let gateway = &conn.handler;
+    let ingress = config.ingress;
+    let mut original = forward_auth::original(config, conn.peer.ip(), req)?;
+    let host = route::request_host(original.uri(), original.headers())?;
+    if let Cow::Owned(normal) = path::normalise(original.uri().path())? {
+        *original.uri_mut() = with_path(original.uri(), &normal)?;
+    }
+    let name = path::without_params(original.uri().path());
+    let host_text = host.to_str().map_err(|_| HostError::Malformed)?;
+    let index = gateway
+        .router
+        .find(host_text, &name)
+        .ok_or_else(|| Error::UnknownHost {
+            host: host_text.to_owned(),
+        })?;
+    ctx.app = Some(index);
+    let app = &gateway.apps[index];
+    tracing::Span::current().record("app", app.config.name.as_str());
+    let anonymous = match &app.auth {
+        None => true,
+        Some(auth) => login::owns(auth, &name) || public::is_public(auth, &name),
+    };
+    let (Some(auth), false) = (app.auth.as_ref(), anonymous) else {
+        session::strip(&gateway.cookie_names, original.headers_mut());
+        return Ok(forward_auth::allow(ingress, None, original.headers(), Vec::new()));
+    };
+    let back = original
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let target = Visit {
+        path_and_query: &back,
+        navigation: gate::is_navigation(&original),
+    };
+    let refresh_page = || {
+        forward_auth::refresh_elsewhere(
+            ingress,
+            &gate::with_return_to(&auth.config.refresh_path(), &back),
+            target.navigation,
+        )
+    };
+    let headers = original.headers_mut();
+    let decided = match session::take_if_valid(auth, headers, unix_now()) {
+        Some(identity) => Ok((identity, Vec::new())),
+        None => {
+            let session = session::read(auth, headers);
+            match config.refresh {
+                DeliverCookies::SetCookie => gate::authenticate(auth, &session, target)
+                    .await
+                    .map(|r| (r.identity, r.set_cookies)),
+                DeliverCookies::Redirect => match gate::standing(auth, &session, target).await {
+                    Ok(Standing::Valid(identity)) => Ok((identity, Vec::new())),
+                    Ok(Standing::NeedsRefresh) => return Ok(refresh_page()),
+                    Err(e) => Err(e),
+                },
+            }
+        }
+    };
+    let (identity, cookies) = match decided {
+        Ok(decided) => decided,
+        Err(AuthError::LoginRequired(relogin)) if ingress == Ingress::Nginx => {
+            return Ok(forward_auth::login_required_for_nginx(*relogin));
+        }
+        // nginx turns a 503 into a 500 and drops its cookies: the refresh
+        // token the IdP issued reaches the browser on a 401 (a page load
+        // goes on to the refresh page, which answers the 503 itself)
+        Err(AuthError::RefreshUnverifiable(cookies)) if ingress == Ingress::Nginx => {
+            return Ok(forward_auth::login_required_for_nginx(Relogin {
+                location: gate::with_return_to(&auth.config.refresh_path(), &back),
+                navigation: target.navigation,
+                challenge: gate::challenge(auth),
+                clear: cookies,
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // a refresh made here whose cookies the ingress cannot carry: the
+    // refresh page picks up the same result (single-flight and grace)
+    if !forward_auth::can_carry(ingress, cookies.len()) {
+        return Ok(refresh_page());
+    }
+    authorize::stage(auth, &identity)?;
+    session::strip(&gateway.cookie_names, original.headers_mut());
+    Ok(forward_auth::allow(
+        ingress,
+        Some(&identity),
+        original.headers(),
+        cookies,
+    ))
+}
+
 /// `uri` with its path replaced by `normal` (query, scheme and authority
 /// kept).
 fn with_path(uri: &Uri, normal: &str) -> Result<Uri, Error> {
@@ -419,13 +533,13 @@ async fn guard(
         // verify in full, refresh (boxed: rare)
         None => {
             let session = session::take(auth, req.headers_mut());
-            Box::pin(authenticate(auth, &session, req)).await?
+            Box::pin(gate::authenticate(auth, &session, Visit::of(req))).await?
         }
     };
     if !renewed.set_cookies.is_empty()
         && auth.session.refresh_mode == RefreshMode::Redirect
         && req.method() == Method::GET
-        && is_navigation(req)
+        && gate::is_navigation(req)
     {
         return Ok(Step::Respond(Box::new(reload(req, renewed.set_cookies))));
     }
@@ -435,64 +549,6 @@ async fn guard(
     authorize::stage(auth, &renewed.identity)?;
     identity::apply(req.headers_mut(), &renewed.identity);
     Ok(Step::Continue(renewed.identity))
-}
-
-/// The session, verify and refresh stages: the identity to forward with.
-async fn authenticate(
-    auth: &Arc<AppAuth>,
-    session: &Session,
-    req: &Request<Incoming>,
-) -> Result<Renewed, AuthError> {
-    let now = unix_now();
-    let checked = match &session.jwt {
-        Some(jwt) => auth.check(jwt, now).await,
-        None => Err(VerifyError::Malformed),
-    };
-    match checked {
-        Ok(Checked::Valid(identity)) if !auth.due_for_refresh(&identity, now) => Ok(Renewed {
-            identity,
-            set_cookies: Vec::new(),
-        }),
-        checked => {
-            refresh::stage(auth, session, checked, |clear| {
-                relogin(auth, req, session, clear)
-            })
-            .await
-        }
-    }
-}
-
-/// Sends the client to the login page (or tells an API client to log in).
-fn relogin(auth: &AppAuth, req: &Request<Incoming>, session: &Session, clear: bool) -> AuthError {
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let location = format!(
-        "{}?return_to={}",
-        auth.config.login_path(),
-        url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
-    );
-    AuthError::LoginRequired(Box::new(Relogin {
-        location,
-        navigation: is_navigation(req),
-        challenge: login::challenge(auth),
-        clear: if clear {
-            session::clear(auth, session)
-        } else {
-            Vec::new()
-        },
-    }))
-}
-
-/// A browser loading a page: GET or HEAD, HTML accepted, not a script's
-/// request and not a WebSocket upgrade.
-fn is_navigation<B>(req: &Request<B>) -> bool {
-    let headers = req.headers();
-    matches!(*req.method(), Method::GET | Method::HEAD)
-        && !headers.contains_key(UPGRADE)
-        && !headers.contains_key("x-requested-with")
-        && headers
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
 }
 
 /// The article's redirect variant: new cookies, then the same URL again.

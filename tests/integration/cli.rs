@@ -909,7 +909,7 @@ fn kubernetes_service_variables_are_not_configuration() {
     );
     assert!(
         out.stderr
-            .contains("server, log, upstream, idp, session, login, store, events, apps"),
+            .contains("server, log, upstream, idp, session, login, store, events, forward_auth, apps"),
         "{}",
         out.stderr
     );

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["config", "ops", "store"]),
     ("auth", &["config", "ops", "store", "auth"]),
     ("events", &["config", "ops", "store", "auth", "events"]),
+    ("front", &["config", "ops", "proxy", "store", "auth", "front"]),
 ];
 
 /// Most files + folders directly in `src/`; beyond it, group files in a folder.

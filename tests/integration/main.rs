@@ -6,6 +6,7 @@ mod support;
 mod auth_admin;
 mod cli;
 mod compose;
+mod forward_auth;
 mod forwarding;
 mod glewlwyd;
 mod hostile;

@@ -12,6 +12,7 @@ pub mod authorize;
 pub mod cookies;
 pub mod csrf;
 pub mod error;
+pub mod gate;
 pub mod identity;
 pub mod idp;
 pub mod idp_state;

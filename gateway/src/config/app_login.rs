@@ -52,6 +52,12 @@ impl AuthConfig {
     pub fn logout_path(&self) -> String {
         format!("{}/logout", self.gateway_path)
     }
+
+    /// Where a browser is sent to refresh on a top-level answer (forward-auth
+    /// mode), with `?return_to=`.
+    pub fn refresh_path(&self) -> String {
+        format!("{}/refresh", self.gateway_path)
+    }
 }
 
 /// A public path: exact (`/about`) or prefix (`/static/*` owns `/static/…`).

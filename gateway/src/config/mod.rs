@@ -17,7 +17,7 @@
 //!
 //! One file per section, each validating its raw table into typed values:
 //! [`server`] (`[server]`, `[log]`, `[upstream]`, with [`tls`]), [`idp`],
-//! [`session`] (`[session]`, `[login]`), [`store`], [`events`], [`apps`] (`[[apps]]`, with the
+//! [`session`] (`[session]`, `[login]`), [`store`], [`events`], [`forward_auth`], [`apps`] (`[[apps]]`, with the
 //! login types in [`app_login`]); [`error`] and [`values`] are the leaves
 //! they share. This folder imports nothing else of the crate: every other
 //! layer reads the typed values defined here.
@@ -33,6 +33,7 @@ pub mod app_login;
 pub mod apps;
 pub mod error;
 pub mod events;
+pub mod forward_auth;
 pub mod idp;
 pub mod server;
 pub mod session;
@@ -44,6 +45,7 @@ pub use app_login::{AuthConfig, CookieSpec, IdentityHeaders, PathPattern};
 pub use apps::{AppConfig, HostPattern, UpstreamTarget};
 pub use error::ConfigError;
 pub use events::EventsConfig;
+pub use forward_auth::ForwardAuthConfig;
 pub use idp::{Audience, Client, ClientAuth, IdpSettings, Kind, Secret};
 pub use server::{LogConfig, LogFormat, ServerConfig, TlsConfig, UpstreamConfig};
 pub use session::{LoginConfig, RefreshMode, SessionConfig, MIN_KEY_BYTES};
@@ -52,6 +54,7 @@ pub use store::{RedisSettings, StoreConfig, StoreKind};
 use apps::RawApp;
 use error::{describe_figment_error, invalid};
 use events::RawEvents;
+use forward_auth::RawForwardAuth;
 use idp::RawIdp;
 use server::{RawLog, RawServer, RawUpstream};
 use session::{RawLogin, RawSession};
@@ -74,6 +77,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Webhooks, back-channel logout and the admin API.
     pub events: EventsConfig,
+    /// The auth endpoint for an ingress, if on.
+    pub forward_auth: Option<ForwardAuthConfig>,
     /// The apps behind the gateway, in file order.
     pub apps: Vec<AppConfig>,
     /// `GATEWAY_…` environment variables that are not configuration (no
@@ -116,7 +121,16 @@ impl Config {
 /// The configuration's top-level sections: the `SECTION` of
 /// `GATEWAY_<SECTION>__<KEY>` (the fields of `RawConfig`).
 const SECTIONS: &[&str] = &[
-    "server", "log", "upstream", "idp", "session", "login", "store", "events", "apps",
+    "server",
+    "log",
+    "upstream",
+    "idp",
+    "session",
+    "login",
+    "store",
+    "events",
+    "forward_auth",
+    "apps",
 ];
 
 /// The environment layer: only `GATEWAY_<SECTION>__<KEY>` variables, and
@@ -168,6 +182,8 @@ struct RawConfig {
     #[serde(default)]
     events: RawEvents,
     #[serde(default)]
+    forward_auth: RawForwardAuth,
+    #[serde(default)]
     apps: Vec<RawApp>,
 }
 
@@ -180,6 +196,7 @@ impl RawConfig {
         let login = self.login.validate()?;
         let store = self.store.validate()?;
         let events = self.events.validate()?;
+        let forward_auth = self.forward_auth.validate()?;
         if self.apps.is_empty() {
             return Err(invalid("apps", "at least one [[apps]] entry is required"));
         }
@@ -220,6 +237,7 @@ impl RawConfig {
             login,
             store,
             events,
+            forward_auth,
             apps,
             ignored_variables: Vec::new(),
         })

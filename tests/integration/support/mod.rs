@@ -11,6 +11,7 @@ pub mod client;
 pub mod gateway;
 pub mod glewlwyd;
 pub mod idp;
+pub mod ingress;
 pub mod metrics;
 pub mod process;
 pub mod redis;

@@ -14,6 +14,9 @@
 //!   refused with the generic 401 before the username pays for it.
 //! - `GET  {prefix}/logout` a confirmation page (an unmodified app cannot put
 //!   our CSRF token in its own logout link, so it links here).
+//! - `GET  {prefix}/refresh?return_to=…` the session renewed on a top-level
+//!   answer, then 302 back (forward-auth mode sends page loads here; see
+//!   [`refresh`]).
 //! - `POST {prefix}/logout` CSRF, put the session on the revocation list
 //!   (every replica refuses its JWT from then on, until it would have
 //!   expired), forget any refresh of the session kept for late requests,
@@ -40,6 +43,7 @@ use super::page::PageData;
 use crate::auth::app::{unix_now, AppAuth, LoginShared, CSRF_MAX_AGE};
 use crate::auth::cookies::Layout;
 use crate::auth::error::AuthError;
+use crate::auth::gate::{self, challenge, Visit};
 use crate::auth::idp::IdpError;
 use crate::auth::model::{Checked, RefreshCookie};
 use crate::auth::return_to;
@@ -98,9 +102,32 @@ pub async fn endpoint(
         ("/login", &Method::POST) => login(auth, shared, caller, req, started).await,
         ("/logout", &Method::GET | &Method::HEAD) => Ok(logout_page(auth, req.headers())),
         ("/logout", &Method::POST) => logout(auth, shared, req).await,
-        ("/login" | "/logout", _) => Err(AuthError::MethodNotAllowed),
+        ("/refresh", &Method::GET | &Method::HEAD) => refresh(auth, req).await,
+        ("/login" | "/logout" | "/refresh", _) => Err(AuthError::MethodNotAllowed),
         _ => Err(AuthError::NotFound),
     }
+}
+
+/// The refresh page: the session renewed on a top-level answer (so its
+/// cookies reach the browser whatever sits in front), then back to
+/// `return_to`. Forward-auth mode sends page loads here when the JWT has
+/// expired; a refresh made moments ago for the same cookies (in the
+/// subrequest, or on another replica) is reused, never replayed at the IdP.
+/// No session: the login page, coming back to `return_to`.
+async fn refresh(auth: &Arc<AppAuth>, req: Request<Incoming>) -> Result<Page, AuthError> {
+    let query = query_map(req.uri().query());
+    let back = query
+        .get("return_to")
+        .and_then(|r| return_to::sanitise(r))
+        .filter(|r| !r.is_empty())
+        .unwrap_or(auth.config.landing_path.as_str());
+    let session = session::read(auth, req.headers());
+    let target = Visit {
+        path_and_query: back,
+        navigation: true,
+    };
+    let renewed = gate::authenticate(auth, &session, target).await?;
+    Ok(redirect(back, renewed.set_cookies))
 }
 
 /// The CSRF token the client holds if still good, else a new one (with its
@@ -170,16 +197,6 @@ fn logout_page(auth: &AppAuth, headers: &HeaderMap) -> Page {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     response
-}
-
-/// The `WWW-Authenticate` challenge of a 401: log in with the form.
-pub fn challenge(auth: &AppAuth) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "Cookie realm=\"{}\", form-action=\"{}\"",
-        auth.app,
-        auth.config.login_path()
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("Cookie"))
 }
 
 fn page(status: StatusCode, html: String) -> Page {

@@ -1,0 +1,447 @@
+//! Forward-auth mode behind real ingresses started from the configs shipped
+//! in `examples/forward-auth/`: the ingress proxies, the gateway decides.
+//!
+//! Every scenario runs on each ingress (`nginx_*`, and the others below):
+//! the article's workflow (login page, identity headers upstream, a
+//! separate forums login, logout), expiry with one-time-use refresh tokens
+//! (the rotated cookies reach the browser, a second expiry refreshes with
+//! them, no replay), a burst at expiry making one IdP call, a client's
+//! forged identity headers and original-request headers, public paths, and
+//! an auth endpoint asked by a peer that is not an ingress.
+//!
+//! Assertions are on what the upstream apps received, through the ingress.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::support::auth::{calls, claims, idp, sleep_past_expiry, JWT_COOKIE, REFRESH_COOKIE};
+use crate::support::auth::{EMAIL, PASSWORD, ROLES, SUB, USER};
+use crate::support::browser::{set_cookie, Browser, LOGIN_PATH, NAVIGATION_ACCEPT};
+use crate::support::client::Reply;
+use crate::support::idp::TestIdp;
+use crate::support::ingress::{self, Backends, Ingress, FORUMS, STORE};
+use crate::support::upstream::Recorded;
+use crate::support::{AppSpec, Client, RecordingUpstream, TestGateway};
+
+/// The ingresses the scenarios run behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Nginx,
+}
+
+impl Kind {
+    /// `forward_auth.ingress` for it.
+    fn ingress_key(self) -> &'static str {
+        match self {
+            Kind::Nginx => "nginx",
+        }
+    }
+
+    /// How its shipped config delivers a refresh's cookies.
+    fn refresh_key(self) -> &'static str {
+        match self {
+            Kind::Nginx => "set-cookie",
+        }
+    }
+
+    async fn start(self, backends: Backends) -> Ingress {
+        match self {
+            Kind::Nginx => ingress::nginx(backends).await,
+        }
+    }
+}
+
+/// Everything of one scenario: the IdP, the two apps, the gateway in
+/// forward-auth mode and the ingress in front.
+pub struct Setup {
+    pub idp: TestIdp,
+    pub store: RecordingUpstream,
+    pub forums: RecordingUpstream,
+    pub gateway: TestGateway,
+    pub ingress: Ingress,
+}
+
+impl Setup {
+    /// A browser on `host` through the ingress.
+    pub fn browser(&self, host: &str) -> Browser {
+        Browser::new(self.ingress.addr, host)
+    }
+}
+
+/// Starts a scenario behind `kind`; `ingresses` is the gateway's
+/// `forward_auth.ingresses` (the ingress connects from 127.0.0.1).
+pub async fn setup_with(kind: Kind, idp: TestIdp, ingresses: &str) -> Setup {
+    let store = RecordingUpstream::start("store").await;
+    let forums = RecordingUpstream::start("forums").await;
+    let section = format!(
+        "[forward_auth]\ningresses = [{ingresses:?}]\ningress = {:?}\nrefresh = {:?}\n",
+        kind.ingress_key(),
+        kind.refresh_key()
+    );
+    let gateway = TestGateway::new()
+        .idp(&idp)
+        .section(&section)
+        .app(
+            AppSpec::new("store", STORE, store.addr)
+                .login("store", "store-secret")
+                .extra("public_paths = [\"/static/*\"]"),
+        )
+        .app(AppSpec::new("forums", FORUMS, forums.addr).login("forums", "forums-secret"))
+        .start_ready()
+        .await;
+    let ingress = kind
+        .start(Backends {
+            gateway: gateway.addr,
+            store: store.addr,
+            forums: forums.addr,
+        })
+        .await;
+    Setup {
+        idp,
+        store,
+        forums,
+        gateway,
+        ingress,
+    }
+}
+
+pub async fn setup(kind: Kind, idp: TestIdp) -> Setup {
+    setup_with(kind, idp, "127.0.0.1").await
+}
+
+/// Follows redirects on the same host (the login page, the refresh page and
+/// back), at most five, as a browser does; the last answer.
+pub async fn follow(browser: &Browser, first: Reply) -> Reply {
+    let mut reply = first;
+    for _ in 0..5 {
+        if !matches!(reply.status.as_u16(), 301 | 302 | 303 | 307) {
+            return reply;
+        }
+        let location = reply.header("location").unwrap_or_default().to_owned();
+        assert!(
+            location.starts_with('/') && !location.starts_with("//"),
+            "a redirect off the host: {location:?}"
+        );
+        reply = browser.get(&location).await;
+    }
+    panic!("more than five redirects");
+}
+
+/// Asserts the upstream saw [`USER`]'s identity, and none of the gateway's
+/// cookies.
+fn assert_identity(seen: &Recorded, context: &str) {
+    assert_eq!(seen.header("x-auth-request-user"), Some(SUB), "{context}: {:?}", seen.headers);
+    assert_eq!(seen.header("x-auth-request-email"), Some(EMAIL), "{context}");
+    assert_eq!(seen.header("x-auth-request-roles"), Some(ROLES), "{context}");
+    assert_no_gateway_cookies(seen, context);
+}
+
+fn assert_no_gateway_cookies(seen: &Recorded, context: &str) {
+    for value in seen.headers.get_all(http::header::COOKIE) {
+        let value = value.to_str().unwrap_or_default();
+        assert!(
+            !value.contains("gw_"),
+            "{context}: gateway cookies reached the app: {value}"
+        );
+    }
+}
+
+fn assert_login_redirect(reply: &Reply, return_to: &str, context: &str) {
+    assert_eq!(reply.status, 302, "{context}: {} {}", reply.status, reply.text());
+    let location = reply.header("location").unwrap_or_default();
+    let expected = format!(
+        "{LOGIN_PATH}?return_to={}",
+        url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+    );
+    assert_eq!(location, expected, "{context}");
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios, each for any ingress.
+// ---------------------------------------------------------------------------
+
+/// The article's workflow through the ingress.
+pub async fn workflow(kind: Kind) {
+    let s = setup(kind, idp().start().await).await;
+    let browser = s.browser(STORE);
+
+    // not logged in: the login page, coming back to the page asked for
+    let reply = browser.get("/cart?item=1&qty=2").await;
+    assert_login_redirect(&reply, "/cart?item=1&qty=2", "first visit");
+    let api = browser.get_json("/api/cart").await;
+    assert_eq!(api.status, 401, "a script is told, not redirected: {}", api.text());
+    assert_eq!(s.store.requests().len(), 0, "nothing reached the store");
+
+    // the login page is the gateway's, on the app's host, through the ingress
+    let reply = browser
+        .login_returning_to(USER, PASSWORD, Some("/cart?item=1&qty=2"))
+        .await;
+    assert_eq!(reply.status, 302, "login: {}", reply.text());
+    assert_eq!(reply.header("location"), Some("/cart?item=1&qty=2"));
+    let jwt = set_cookie(&reply, JWT_COOKIE).expect("JWT cookie");
+    assert!(jwt.has("HttpOnly"), "{}", jwt.raw);
+
+    // the page, with the identity headers, and the client's own cookie
+    browser.set_cookie("theme", "dark");
+    let reply = browser.get("/cart?item=1&qty=2").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "upstream store");
+    let seen = s.store.last();
+    assert_eq!(seen.uri, "/cart?item=1&qty=2");
+    assert_identity(&seen, "logged in");
+    assert_eq!(seen.header("cookie"), Some("theme=dark"), "{:?}", seen.headers);
+    let api = browser.get_json("/api/cart").await;
+    assert_eq!(api.status, 200, "{}", api.text());
+
+    // the forums are another app: their own login
+    browser.visit(FORUMS);
+    let reply = browser.get("/threads").await;
+    assert_login_redirect(&reply, "/threads", "forums before its own login");
+    assert_eq!(s.forums.requests().len(), 0);
+    let reply = browser.login(USER, PASSWORD).await;
+    assert_eq!(reply.status, 302, "forums login: {}", reply.text());
+    let reply = browser.get("/threads").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_identity(&s.forums.last(), "forums");
+
+    // logout on the store: the store's session is gone, the forums' is not
+    browser.visit(STORE);
+    let reply = browser.logout().await;
+    assert_eq!(reply.status, 302, "logout: {}", reply.text());
+    let served = s.store.requests().len();
+    let reply = browser.get("/cart").await;
+    assert_login_redirect(&reply, "/cart", "after logout");
+    // the JWT of the logged-out session, replayed without its refresh cookie
+    let stolen = Browser::new(s.ingress.addr, STORE);
+    stolen.set_cookie(JWT_COOKIE, &jwt.value);
+    let reply = stolen.get("/cart").await;
+    assert_eq!(reply.status, 302, "the logged-out JWT: {}", reply.text());
+    assert_eq!(s.store.requests().len(), served, "nothing more reached the store");
+    browser.visit(FORUMS);
+    assert_eq!(browser.get("/threads").await.status, 200, "forums still logged in");
+}
+
+/// Expiry with one-time-use refresh tokens: the page is served, the browser
+/// ends up with the rotated cookies, and the next expiry refreshes with
+/// them; nobody is logged out and the IdP sees no replay.
+pub async fn expiry(kind: Kind) {
+    let s = setup(kind, idp().access_ttl(2).rotate_refresh().start().await).await;
+    let browser = s.browser(STORE);
+    let reply = browser.login(USER, PASSWORD).await;
+    assert_eq!(reply.status, 302, "{}", reply.text());
+    for round in 1..=2 {
+        let jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
+        let refresh = browser.cookie(REFRESH_COOKIE).expect("refresh cookie");
+        sleep_past_expiry(&jwt).await;
+        let before = calls(&s.idp);
+        let first = browser.get(&format!("/orders/{round}")).await;
+        let reply = follow(&browser, first).await;
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.text());
+        assert_eq!(reply.text(), "upstream store");
+        let seen = s.store.last();
+        assert_eq!(seen.uri.to_string(), format!("/orders/{round}"));
+        assert_identity(&seen, "after a refresh");
+        let after = calls(&s.idp);
+        assert_eq!(after.refreshes, before.refreshes + 1, "round {round}: one refresh");
+        assert_eq!(after.replays, 0, "round {round}: no replay");
+        let new_jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
+        assert_ne!(new_jwt, jwt, "round {round}: the browser holds the new JWT");
+        assert!(claims(&new_jwt)["exp"].as_u64() > claims(&jwt)["exp"].as_u64());
+        assert_ne!(
+            browser.cookie(REFRESH_COOKIE).expect("refresh cookie"),
+            refresh,
+            "round {round}: the browser holds the rotated refresh token"
+        );
+        // and it works as it is: no further IdP call
+        let reply = browser.get_json("/api/orders").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(calls(&s.idp).refreshes, after.refreshes);
+    }
+}
+
+/// 100 concurrent requests with one expired JWT: one IdP call, everyone
+/// served, the rotated cookies in every answer that carries cookies.
+pub async fn burst(kind: Kind) {
+    let s = setup(kind, idp().access_ttl(2).rotate_refresh().start().await).await;
+    let browser = Arc::new(s.browser(STORE));
+    assert_eq!(browser.login(USER, PASSWORD).await.status, 302);
+    let jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
+    sleep_past_expiry(&jwt).await;
+    let before = calls(&s.idp);
+    let cookies = browser.cookies();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let addr = s.ingress.addr;
+        let cookies = cookies.clone();
+        tasks.push(tokio::spawn(async move {
+            // each with the cookies the browser held at expiry
+            let b = Browser::new(addr, STORE);
+            b.set_cookies(cookies);
+            let first = b.get(&format!("/item/{i}")).await;
+            let reply = follow(&b, first).await;
+            (reply.status, b.cookie(JWT_COOKIE))
+        }));
+    }
+    let mut jwts = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (status, jwt) = task.await.expect("task");
+        assert_eq!(status, 200, "every request of the burst is served");
+        jwts.insert(jwt.expect("a JWT"));
+    }
+    let after = calls(&s.idp);
+    assert_eq!(after.refreshes, before.refreshes + 1, "one IdP call for the burst");
+    assert_eq!(after.replays, 0);
+    assert_eq!(jwts.len(), 1, "every browser ends with the same new JWT: {jwts:?}");
+    assert!(!jwts.contains(&jwt));
+    assert_eq!(s.store.requests().len(), 100);
+}
+
+/// A client's identity headers never reach an app, on a protected path
+/// or a public one; a client's original-request headers change nothing; a
+/// protected path is never served without a session; public paths are.
+pub async fn spoofing(kind: Kind) {
+    let s = setup(kind, idp().start().await).await;
+    let forged: &[(&str, &str)] = &[
+        ("accept", NAVIGATION_ACCEPT),
+        ("x-auth-request-user", "admin"),
+        ("X-Auth-Request-Email", "admin@evil.test"),
+        ("x-auth-request-roles", "admin"),
+        ("x-auth-request-access-token", "forged"),
+        ("x-auth-request-groups", "wheel"),
+        // what other ingresses would read: a public path, another host
+        ("x-original-uri", "/static/x"),
+        ("x-original-url", "http://store.localhost/static/x"),
+        ("x-original-method", "GET"),
+        ("x-forwarded-uri", "/static/x"),
+        ("x-forwarded-host", FORUMS),
+        ("x-forwarded-method", "GET"),
+    ];
+    let browser = s.browser(STORE);
+
+    // without a session: refused, whatever the client claims
+    let reply = browser.request(Method::GET, "/admin", forged, "").await;
+    assert_login_redirect(&reply, "/admin", "forged headers, no session");
+    let reply = browser.request(Method::POST, "/admin", forged, "x=1").await;
+    assert!(
+        matches!(reply.status.as_u16(), 302 | 401),
+        "a POST without a session: {}",
+        reply.status
+    );
+    assert_eq!(s.store.requests().len(), 0, "nothing reached the store");
+
+    // a public path: served, without any identity header
+    let reply = browser.request(Method::GET, "/static/app.css", forged, "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = s.store.last();
+    assert_eq!(seen.uri, "/static/app.css");
+    let leaked: Vec<_> = seen
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-auth-request-"))
+        .collect();
+    assert!(
+        seen.header("x-auth-request-user").is_none()
+            && seen.header("x-auth-request-email").is_none()
+            && seen.header("x-auth-request-roles").is_none(),
+        "client identity headers on a public path: {leaked:?}"
+    );
+
+    // logged in: the gateway's values, never the client's
+    assert_eq!(browser.login(USER, PASSWORD).await.status, 302);
+    let reply = browser.request(Method::GET, "/account", forged, "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = s.store.last();
+    assert_eq!(seen.uri, "/account");
+    assert_identity(&seen, "forged headers, logged in");
+    assert_eq!(
+        seen.headers.get_all("x-auth-request-user").iter().count(),
+        1,
+        "one user header: {:?}",
+        seen.headers
+    );
+    // an underscore twin never arrives (nginx drops them; the others are
+    // configured to)
+    let reply = browser
+        .request(
+            Method::GET,
+            "/account",
+            &[("x_auth_request_user", "admin")],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = s.store.last();
+    assert!(
+        seen.headers.keys().all(|n| !n.as_str().starts_with("x_auth")),
+        "{:?}",
+        seen.headers
+    );
+    assert_identity(&seen, "underscore twin");
+}
+
+/// The auth endpoint answers only configured ingresses: the same ingress,
+/// not configured, gets 403 (and its client nothing), and a client calling
+/// the endpoint directly with original-request headers gets 403.
+pub async fn not_an_ingress(kind: Kind) {
+    let s = setup_with(kind, idp().start().await, "10.99.0.1").await;
+    let browser = s.browser(STORE);
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 403, "through an unconfigured ingress: {}", reply.text());
+    let reply = browser.get("/static/app.css").await;
+    assert_eq!(reply.status, 403, "not even a public path is judged");
+    assert_eq!(s.store.requests().len(), 0);
+    direct_calls_refused(s.gateway.addr).await;
+}
+
+async fn direct_calls_refused(gateway: SocketAddr) {
+    let client = Client::new(gateway);
+    for headers in [
+        vec![("x-original-uri", "/static/x"), ("x-original-method", "GET")],
+        vec![("x-forwarded-uri", "/static/x"), ("x-forwarded-method", "GET")],
+    ] {
+        let reply = client
+            .send(Method::GET, STORE, "/.gateway-auth", &headers, "")
+            .await;
+        assert_eq!(reply.status, 403, "{headers:?}: {}", reply.text());
+        assert!(
+            reply.header("x-auth-request-user").is_none(),
+            "{:?}",
+            reply.headers
+        );
+    }
+    let reply = client
+        .send(Method::GET, STORE, "/.gateway-auth/static/x", &[], "")
+        .await;
+    assert_eq!(reply.status, 403);
+}
+
+// ---------------------------------------------------------------------------
+// nginx (`auth_request`, examples/forward-auth/nginx.conf)
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn nginx_the_article_workflow() {
+    workflow(Kind::Nginx).await;
+}
+
+#[tokio::test]
+async fn nginx_expiry_rotates_the_cookies_in_the_browser() {
+    expiry(Kind::Nginx).await;
+}
+
+#[tokio::test]
+async fn nginx_a_burst_at_expiry_makes_one_idp_call() {
+    burst(Kind::Nginx).await;
+}
+
+#[tokio::test]
+async fn nginx_client_headers_never_speak_for_the_gateway() {
+    spoofing(Kind::Nginx).await;
+}
+
+#[tokio::test]
+async fn nginx_only_configured_ingresses_are_answered() {
+    not_an_ingress(Kind::Nginx).await;
+}
