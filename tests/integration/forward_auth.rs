@@ -1,7 +1,8 @@
 //! Forward-auth mode behind real ingresses started from the configs shipped
 //! in `examples/forward-auth/`: the ingress proxies, the gateway decides.
 //!
-//! Every scenario runs on each ingress (`nginx_*`, and the others below):
+//! Every scenario runs on each ingress (`nginx_*` here, `caddy_*` and
+//! `envoy_*` in their own files):
 //! the article's workflow (login page, identity headers upstream, a
 //! separate forums login, logout), expiry with one-time-use refresh tokens
 //! (the rotated cookies reach the browser, a second expiry refreshes with
@@ -29,6 +30,8 @@ use crate::support::{AppSpec, Client, RecordingUpstream, TestGateway};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Nginx,
+    Caddy,
+    Envoy,
 }
 
 impl Kind {
@@ -36,19 +39,27 @@ impl Kind {
     fn ingress_key(self) -> &'static str {
         match self {
             Kind::Nginx => "nginx",
+            Kind::Caddy => "caddy",
+            Kind::Envoy => "envoy",
         }
     }
 
     /// How its shipped config delivers a refresh's cookies.
     fn refresh_key(self) -> &'static str {
         match self {
-            Kind::Nginx => "set-cookie",
+            // its shipped config copies the cookies
+            Kind::Nginx | Kind::Envoy => "set-cookie",
+            // Caddy cannot copy an allowing answer's headers to the
+            // browser: page loads go to the refresh page
+            Kind::Caddy => "redirect",
         }
     }
 
     async fn start(self, backends: Backends) -> Ingress {
         match self {
             Kind::Nginx => ingress::nginx(backends).await,
+            Kind::Caddy => crate::support::caddy::start(backends).await,
+            Kind::Envoy => crate::support::envoy::start(backends).await,
         }
     }
 }

@@ -7,7 +7,9 @@
 
 pub mod auth;
 pub mod browser;
+pub mod caddy;
 pub mod client;
+pub mod envoy;
 pub mod gateway;
 pub mod glewlwyd;
 pub mod idp;

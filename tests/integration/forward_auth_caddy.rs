@@ -1,0 +1,1 @@
+//! Forward-auth behind Caddy (`forward_auth`, examples/forward-auth/Caddyfile).

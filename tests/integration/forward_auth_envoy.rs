@@ -1,0 +1,1 @@
+//! Forward-auth behind Envoy (`ext_authz`, examples/forward-auth/envoy.yaml).
