@@ -241,6 +241,23 @@ fn reference_config_documents_the_defaults() {
     );
     assert_eq!(f.path, d.path, "events.backchannel_path");
     assert_eq!(f.max_age, d.max_age, "events.backchannel_max_age");
+    // [forward_auth]: off, and the documented path and refresh are the
+    // defaults once an ingress is named.
+    assert!(file.forward_auth.is_none(), "forward_auth is off");
+    let ingress = "ingresses = [\"10.0.0.5\"]\ningress = \"nginx\"\n";
+    let file_on = gateway::Config::from_toml(&text.replace(
+        "ingresses = []\n",
+        ingress,
+    ))
+    .expect("config.toml with forward-auth on is valid");
+    let defaults_on = gateway::Config::from_toml(&format!("[forward_auth]\n{ingress}{APP}"))
+        .expect("minimal forward-auth config is valid");
+    let (f, d) = (
+        file_on.forward_auth.as_ref().expect("forward-auth on"),
+        defaults_on.forward_auth.as_ref().expect("forward-auth on"),
+    );
+    assert_eq!(f.path, d.path, "forward_auth.path");
+    assert_eq!(f.refresh, d.refresh, "forward_auth.refresh");
     let (f, d) = (&file.apps[0], &defaults.apps[0]);
     assert_eq!(f.path_prefix, d.path_prefix, "apps[].path_prefix");
     assert_eq!(f.preserve_host, d.preserve_host, "apps[].preserve_host");

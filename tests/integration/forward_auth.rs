@@ -84,12 +84,16 @@ impl Setup {
 /// Starts a scenario behind `kind`; `ingresses` is the gateway's
 /// `forward_auth.ingresses` (the ingress connects from 127.0.0.1).
 pub async fn setup_with(kind: Kind, idp: TestIdp, ingresses: &str) -> Setup {
+    setup_refreshing(kind, idp, ingresses, kind.refresh_key()).await
+}
+
+/// [`setup_with`] with `forward_auth.refresh = refresh`.
+pub async fn setup_refreshing(kind: Kind, idp: TestIdp, ingresses: &str, refresh: &str) -> Setup {
     let store = RecordingUpstream::start("store").await;
     let forums = RecordingUpstream::start("forums").await;
     let section = format!(
-        "[forward_auth]\ningresses = [{ingresses:?}]\ningress = {:?}\nrefresh = {:?}\n",
+        "[forward_auth]\ningresses = [{ingresses:?}]\ningress = {:?}\nrefresh = {refresh:?}\n",
         kind.ingress_key(),
-        kind.refresh_key()
     );
     let gateway = TestGateway::new()
         .idp(&idp)
@@ -239,6 +243,10 @@ pub async fn workflow(kind: Kind) {
 /// them; nobody is logged out and the IdP sees no replay.
 pub async fn expiry(kind: Kind) {
     let s = setup(kind, idp().access_ttl(2).rotate_refresh().start().await).await;
+    expiry_on(s).await;
+}
+
+async fn expiry_on(s: Setup) {
     let browser = s.browser(STORE);
     let reply = browser.login(USER, PASSWORD).await;
     assert_eq!(reply.status, 302, "{}", reply.text());
@@ -455,4 +463,84 @@ async fn nginx_client_headers_never_speak_for_the_gateway() {
 #[tokio::test]
 async fn nginx_only_configured_ingresses_are_answered() {
     not_an_ingress(Kind::Nginx).await;
+}
+
+/// nginx with `refresh = "redirect"`: the subrequest never refreshes; the
+/// 401 sends the page load to the refresh page, and a script is asked to
+/// reload without anything refreshed or cleared.
+#[tokio::test]
+async fn nginx_redirect_mode_refreshes_on_the_refresh_page() {
+    let idp = idp().access_ttl(2).rotate_refresh().start().await;
+    let s = setup_refreshing(Kind::Nginx, idp, "127.0.0.1", "redirect").await;
+    let browser = s.browser(STORE);
+    assert_eq!(browser.login(USER, PASSWORD).await.status, 302);
+    let jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
+    sleep_past_expiry(&jwt).await;
+    let before = calls(&s.idp);
+    let reply = browser.get_json("/api/cart").await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert_eq!(calls(&s.idp), before, "the subrequest did not refresh");
+    assert_eq!(browser.cookie(JWT_COOKIE), Some(jwt.clone()), "nothing cleared");
+    let reply = browser.get("/cart?item=1").await;
+    assert_eq!(reply.status, 302, "{}", reply.text());
+    assert_eq!(
+        reply.header("location"),
+        Some("/.gateway/refresh?return_to=%2Fcart%3Fitem%3D1")
+    );
+    assert_eq!(calls(&s.idp), before, "still no refresh");
+    // and the whole round trip: refreshed on the refresh page, twice
+    expiry_on(s).await;
+}
+
+// ---------------------------------------------------------------------------
+// The refresh page itself (on the proxy listener, no ingress needed)
+// ---------------------------------------------------------------------------
+
+/// `{gateway_path}/refresh`: renews an expired session on a top-level
+/// answer and sends the browser back; a valid one goes straight back; no
+/// session goes to the login page; a hostile return-to goes to the landing
+/// page; an IdP outage is a 503 that logs nobody out.
+#[tokio::test]
+async fn the_refresh_page_renews_and_sends_the_browser_back() {
+    let idp = idp().access_ttl(2).rotate_refresh().start().await;
+    let store = RecordingUpstream::start("store").await;
+    let gw = TestGateway::new()
+        .idp(&idp)
+        .app(AppSpec::new("store", STORE, store.addr).login("store", "store-secret"))
+        .start_ready()
+        .await;
+    let browser = Browser::new(gw.addr, STORE);
+
+    let reply = browser.get("/.gateway/refresh?return_to=%2Fcart").await;
+    assert_login_redirect(&reply, "/cart", "no session");
+
+    assert_eq!(browser.login(USER, PASSWORD).await.status, 302);
+    let jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
+    let reply = browser.get("/.gateway/refresh?return_to=%2Fcart").await;
+    assert_eq!(reply.status, 302);
+    assert_eq!(reply.header("location"), Some("/cart"));
+    assert!(set_cookie(&reply, JWT_COOKIE).is_none(), "a valid session is kept as is");
+
+    sleep_past_expiry(&jwt).await;
+    idp.set_down(true);
+    let reply = browser.get("/.gateway/refresh?return_to=%2Fcart").await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(browser.cookie(JWT_COOKIE), Some(jwt.clone()), "nobody logged out");
+    idp.set_down(false);
+
+    let before = calls(&idp);
+    let reply = browser.get("/.gateway/refresh?return_to=%2F%2Fevil.test%2Fx").await;
+    assert_eq!(reply.status, 302);
+    assert_eq!(reply.header("location"), Some("/"), "a hostile return-to: the landing page");
+    assert_eq!(calls(&idp).refreshes, before.refreshes + 1);
+    let new_jwt = set_cookie(&reply, JWT_COOKIE).expect("a new JWT");
+    assert_ne!(new_jwt.value, jwt);
+    assert!(set_cookie(&reply, REFRESH_COOKIE).is_some(), "the rotated refresh cookie");
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(store.requests().len(), 1);
+    assert_eq!(calls(&idp).replays, 0);
+    let reply = browser.request(Method::POST, "/.gateway/refresh", &[], "").await;
+    assert_eq!(reply.status, 405);
 }
