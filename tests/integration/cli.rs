@@ -245,11 +245,8 @@ fn reference_config_documents_the_defaults() {
     // defaults once an ingress is named.
     assert!(file.forward_auth.is_none(), "forward_auth is off");
     let ingress = "ingresses = [\"10.0.0.5\"]\ningress = \"nginx\"\n";
-    let file_on = gateway::Config::from_toml(&text.replace(
-        "ingresses = []\n",
-        ingress,
-    ))
-    .expect("config.toml with forward-auth on is valid");
+    let file_on = gateway::Config::from_toml(&text.replace("ingresses = []\n", ingress))
+        .expect("config.toml with forward-auth on is valid");
     let defaults_on = gateway::Config::from_toml(&format!("[forward_auth]\n{ingress}{APP}"))
         .expect("minimal forward-auth config is valid");
     let (f, d) = (
@@ -925,8 +922,9 @@ fn kubernetes_service_variables_are_not_configuration() {
         out.stderr
     );
     assert!(
-        out.stderr
-            .contains("server, log, upstream, idp, session, login, store, events, forward_auth, apps"),
+        out.stderr.contains(
+            "server, log, upstream, idp, session, login, store, events, forward_auth, apps"
+        ),
         "{}",
         out.stderr
     );

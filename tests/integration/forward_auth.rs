@@ -147,9 +147,22 @@ pub async fn follow(browser: &Browser, first: Reply) -> Reply {
 /// Asserts the upstream saw [`USER`]'s identity, and none of the gateway's
 /// cookies.
 fn assert_identity(seen: &Recorded, context: &str) {
-    assert_eq!(seen.header("x-auth-request-user"), Some(SUB), "{context}: {:?}", seen.headers);
-    assert_eq!(seen.header("x-auth-request-email"), Some(EMAIL), "{context}");
-    assert_eq!(seen.header("x-auth-request-roles"), Some(ROLES), "{context}");
+    assert_eq!(
+        seen.header("x-auth-request-user"),
+        Some(SUB),
+        "{context}: {:?}",
+        seen.headers
+    );
+    assert_eq!(
+        seen.header("x-auth-request-email"),
+        Some(EMAIL),
+        "{context}"
+    );
+    assert_eq!(
+        seen.header("x-auth-request-roles"),
+        Some(ROLES),
+        "{context}"
+    );
     assert_no_gateway_cookies(seen, context);
 }
 
@@ -164,7 +177,13 @@ fn assert_no_gateway_cookies(seen: &Recorded, context: &str) {
 }
 
 fn assert_login_redirect(reply: &Reply, return_to: &str, context: &str) {
-    assert_eq!(reply.status, 302, "{context}: {} {}", reply.status, reply.text());
+    assert_eq!(
+        reply.status,
+        302,
+        "{context}: {} {}",
+        reply.status,
+        reply.text()
+    );
     let location = reply.header("location").unwrap_or_default();
     let expected = format!(
         "{LOGIN_PATH}?return_to={}",
@@ -186,7 +205,12 @@ pub async fn workflow(kind: Kind) {
     let reply = browser.get("/cart?item=1&qty=2").await;
     assert_login_redirect(&reply, "/cart?item=1&qty=2", "first visit");
     let api = browser.get_json("/api/cart").await;
-    assert_eq!(api.status, 401, "a script is told, not redirected: {}", api.text());
+    assert_eq!(
+        api.status,
+        401,
+        "a script is told, not redirected: {}",
+        api.text()
+    );
     assert_eq!(s.store.requests().len(), 0, "nothing reached the store");
 
     // the login page is the gateway's, on the app's host, through the ingress
@@ -206,7 +230,12 @@ pub async fn workflow(kind: Kind) {
     let seen = s.store.last();
     assert_eq!(seen.uri, "/cart?item=1&qty=2");
     assert_identity(&seen, "logged in");
-    assert_eq!(seen.header("cookie"), Some("theme=dark"), "{:?}", seen.headers);
+    assert_eq!(
+        seen.header("cookie"),
+        Some("theme=dark"),
+        "{:?}",
+        seen.headers
+    );
     let api = browser.get_json("/api/cart").await;
     assert_eq!(api.status, 200, "{}", api.text());
 
@@ -233,9 +262,17 @@ pub async fn workflow(kind: Kind) {
     stolen.set_cookie(JWT_COOKIE, &jwt.value);
     let reply = stolen.get("/cart").await;
     assert_eq!(reply.status, 302, "the logged-out JWT: {}", reply.text());
-    assert_eq!(s.store.requests().len(), served, "nothing more reached the store");
+    assert_eq!(
+        s.store.requests().len(),
+        served,
+        "nothing more reached the store"
+    );
     browser.visit(FORUMS);
-    assert_eq!(browser.get("/threads").await.status, 200, "forums still logged in");
+    assert_eq!(
+        browser.get("/threads").await.status,
+        200,
+        "forums still logged in"
+    );
 }
 
 /// Expiry with one-time-use refresh tokens: the page is served, the browser
@@ -263,7 +300,11 @@ async fn expiry_on(s: Setup) {
         assert_eq!(seen.uri.to_string(), format!("/orders/{round}"));
         assert_identity(&seen, "after a refresh");
         let after = calls(&s.idp);
-        assert_eq!(after.refreshes, before.refreshes + 1, "round {round}: one refresh");
+        assert_eq!(
+            after.refreshes,
+            before.refreshes + 1,
+            "round {round}: one refresh"
+        );
         assert_eq!(after.replays, 0, "round {round}: no replay");
         let new_jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
         assert_ne!(new_jwt, jwt, "round {round}: the browser holds the new JWT");
@@ -310,9 +351,17 @@ pub async fn burst(kind: Kind) {
         jwts.insert(jwt.expect("a JWT"));
     }
     let after = calls(&s.idp);
-    assert_eq!(after.refreshes, before.refreshes + 1, "one IdP call for the burst");
+    assert_eq!(
+        after.refreshes,
+        before.refreshes + 1,
+        "one IdP call for the burst"
+    );
     assert_eq!(after.replays, 0);
-    assert_eq!(jwts.len(), 1, "every browser ends with the same new JWT: {jwts:?}");
+    assert_eq!(
+        jwts.len(),
+        1,
+        "every browser ends with the same new JWT: {jwts:?}"
+    );
     assert!(!jwts.contains(&jwt));
     assert_eq!(s.store.requests().len(), 100);
 }
@@ -351,7 +400,9 @@ pub async fn spoofing(kind: Kind) {
     assert_eq!(s.store.requests().len(), 0, "nothing reached the store");
 
     // a public path: served, without any identity header
-    let reply = browser.request(Method::GET, "/static/app.css", forged, "").await;
+    let reply = browser
+        .request(Method::GET, "/static/app.css", forged, "")
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let seen = s.store.last();
     assert_eq!(seen.uri, "/static/app.css");
@@ -393,7 +444,9 @@ pub async fn spoofing(kind: Kind) {
     assert_eq!(reply.status, 200);
     let seen = s.store.last();
     assert!(
-        seen.headers.keys().all(|n| !n.as_str().starts_with("x_auth")),
+        seen.headers
+            .keys()
+            .all(|n| !n.as_str().starts_with("x_auth")),
         "{:?}",
         seen.headers
     );
@@ -407,7 +460,12 @@ pub async fn not_an_ingress(kind: Kind) {
     let s = setup_with(kind, idp().start().await, "10.99.0.1").await;
     let browser = s.browser(STORE);
     let reply = browser.get("/cart").await;
-    assert_eq!(reply.status, 403, "through an unconfigured ingress: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        403,
+        "through an unconfigured ingress: {}",
+        reply.text()
+    );
     let reply = browser.get("/static/app.css").await;
     assert_eq!(reply.status, 403, "not even a public path is judged");
     assert_eq!(s.store.requests().len(), 0);
@@ -417,8 +475,14 @@ pub async fn not_an_ingress(kind: Kind) {
 async fn direct_calls_refused(gateway: SocketAddr) {
     let client = Client::new(gateway);
     for headers in [
-        vec![("x-original-uri", "/static/x"), ("x-original-method", "GET")],
-        vec![("x-forwarded-uri", "/static/x"), ("x-forwarded-method", "GET")],
+        vec![
+            ("x-original-uri", "/static/x"),
+            ("x-original-method", "GET"),
+        ],
+        vec![
+            ("x-forwarded-uri", "/static/x"),
+            ("x-forwarded-method", "GET"),
+        ],
     ] {
         let reply = client
             .send(Method::GET, STORE, "/.gateway-auth", &headers, "")
@@ -480,7 +544,11 @@ async fn nginx_redirect_mode_refreshes_on_the_refresh_page() {
     let reply = browser.get_json("/api/cart").await;
     assert_eq!(reply.status, 401, "{}", reply.text());
     assert_eq!(calls(&s.idp), before, "the subrequest did not refresh");
-    assert_eq!(browser.cookie(JWT_COOKIE), Some(jwt.clone()), "nothing cleared");
+    assert_eq!(
+        browser.cookie(JWT_COOKIE),
+        Some(jwt.clone()),
+        "nothing cleared"
+    );
     let reply = browser.get("/cart?item=1").await;
     assert_eq!(reply.status, 302, "{}", reply.text());
     assert_eq!(
@@ -519,28 +587,46 @@ async fn the_refresh_page_renews_and_sends_the_browser_back() {
     let reply = browser.get("/.gateway/refresh?return_to=%2Fcart").await;
     assert_eq!(reply.status, 302);
     assert_eq!(reply.header("location"), Some("/cart"));
-    assert!(set_cookie(&reply, JWT_COOKIE).is_none(), "a valid session is kept as is");
+    assert!(
+        set_cookie(&reply, JWT_COOKIE).is_none(),
+        "a valid session is kept as is"
+    );
 
     sleep_past_expiry(&jwt).await;
     idp.set_down(true);
     let reply = browser.get("/.gateway/refresh?return_to=%2Fcart").await;
     assert_eq!(reply.status, 503, "{}", reply.text());
-    assert_eq!(browser.cookie(JWT_COOKIE), Some(jwt.clone()), "nobody logged out");
+    assert_eq!(
+        browser.cookie(JWT_COOKIE),
+        Some(jwt.clone()),
+        "nobody logged out"
+    );
     idp.set_down(false);
 
     let before = calls(&idp);
-    let reply = browser.get("/.gateway/refresh?return_to=%2F%2Fevil.test%2Fx").await;
+    let reply = browser
+        .get("/.gateway/refresh?return_to=%2F%2Fevil.test%2Fx")
+        .await;
     assert_eq!(reply.status, 302);
-    assert_eq!(reply.header("location"), Some("/"), "a hostile return-to: the landing page");
+    assert_eq!(
+        reply.header("location"),
+        Some("/"),
+        "a hostile return-to: the landing page"
+    );
     assert_eq!(calls(&idp).refreshes, before.refreshes + 1);
     let new_jwt = set_cookie(&reply, JWT_COOKIE).expect("a new JWT");
     assert_ne!(new_jwt.value, jwt);
-    assert!(set_cookie(&reply, REFRESH_COOKIE).is_some(), "the rotated refresh cookie");
+    assert!(
+        set_cookie(&reply, REFRESH_COOKIE).is_some(),
+        "the rotated refresh cookie"
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let reply = browser.get("/cart").await;
     assert_eq!(reply.status, 200);
     assert_eq!(store.requests().len(), 1);
     assert_eq!(calls(&idp).replays, 0);
-    let reply = browser.request(Method::POST, "/.gateway/refresh", &[], "").await;
+    let reply = browser
+        .request(Method::POST, "/.gateway/refresh", &[], "")
+        .await;
     assert_eq!(reply.status, 405);
 }
