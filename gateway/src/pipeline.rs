@@ -53,11 +53,11 @@ use crate::auth::model::{Identity, IDENTITY_PREFIX};
 use crate::auth::refresh::Renewed;
 use crate::auth::session;
 use crate::auth::{authorize, cookies, identity, public};
-use crate::config::{AppConfig, Config, RefreshMode};
 use crate::config::forward_auth::{DeliverCookies, ForwardAuthConfig, Ingress};
+use crate::config::{AppConfig, Config, RefreshMode};
 use crate::error::Error;
-use crate::front::forward_auth;
 use crate::events::endpoint::Events;
+use crate::front::forward_auth;
 use crate::ops::metrics::{AppMetrics, NO_APP};
 use crate::pages;
 use crate::proxy::body::Body;
@@ -404,7 +404,12 @@ async fn forward_auth(
     };
     let (Some(auth), false) = (app.auth.as_ref(), anonymous) else {
         session::strip(&gateway.cookie_names, original.headers_mut());
-        return Ok(forward_auth::allow(ingress, None, original.headers(), Vec::new()));
+        return Ok(forward_auth::allow(
+            ingress,
+            None,
+            original.headers(),
+            Vec::new(),
+        ));
     };
     let back = original
         .uri()

@@ -908,8 +908,9 @@ fn kubernetes_service_variables_are_not_configuration() {
         out.stderr
     );
     assert!(
-        out.stderr
-            .contains("server, log, upstream, idp, session, login, store, events, forward_auth, apps"),
+        out.stderr.contains(
+            "server, log, upstream, idp, session, login, store, events, forward_auth, apps"
+        ),
         "{}",
         out.stderr
     );

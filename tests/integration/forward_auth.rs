@@ -143,9 +143,22 @@ pub async fn follow(browser: &Browser, first: Reply) -> Reply {
 /// Asserts the upstream saw [`USER`]'s identity, and none of the gateway's
 /// cookies.
 fn assert_identity(seen: &Recorded, context: &str) {
-    assert_eq!(seen.header("x-auth-request-user"), Some(SUB), "{context}: {:?}", seen.headers);
-    assert_eq!(seen.header("x-auth-request-email"), Some(EMAIL), "{context}");
-    assert_eq!(seen.header("x-auth-request-roles"), Some(ROLES), "{context}");
+    assert_eq!(
+        seen.header("x-auth-request-user"),
+        Some(SUB),
+        "{context}: {:?}",
+        seen.headers
+    );
+    assert_eq!(
+        seen.header("x-auth-request-email"),
+        Some(EMAIL),
+        "{context}"
+    );
+    assert_eq!(
+        seen.header("x-auth-request-roles"),
+        Some(ROLES),
+        "{context}"
+    );
     assert_no_gateway_cookies(seen, context);
 }
 
@@ -160,7 +173,13 @@ fn assert_no_gateway_cookies(seen: &Recorded, context: &str) {
 }
 
 fn assert_login_redirect(reply: &Reply, return_to: &str, context: &str) {
-    assert_eq!(reply.status, 302, "{context}: {} {}", reply.status, reply.text());
+    assert_eq!(
+        reply.status,
+        302,
+        "{context}: {} {}",
+        reply.status,
+        reply.text()
+    );
     let location = reply.header("location").unwrap_or_default();
     let expected = format!(
         "{LOGIN_PATH}?return_to={}",
@@ -182,7 +201,12 @@ pub async fn workflow(kind: Kind) {
     let reply = browser.get("/cart?item=1&qty=2").await;
     assert_login_redirect(&reply, "/cart?item=1&qty=2", "first visit");
     let api = browser.get_json("/api/cart").await;
-    assert_eq!(api.status, 401, "a script is told, not redirected: {}", api.text());
+    assert_eq!(
+        api.status,
+        401,
+        "a script is told, not redirected: {}",
+        api.text()
+    );
     assert_eq!(s.store.requests().len(), 0, "nothing reached the store");
 
     // the login page is the gateway's, on the app's host, through the ingress
@@ -202,7 +226,12 @@ pub async fn workflow(kind: Kind) {
     let seen = s.store.last();
     assert_eq!(seen.uri, "/cart?item=1&qty=2");
     assert_identity(&seen, "logged in");
-    assert_eq!(seen.header("cookie"), Some("theme=dark"), "{:?}", seen.headers);
+    assert_eq!(
+        seen.header("cookie"),
+        Some("theme=dark"),
+        "{:?}",
+        seen.headers
+    );
     let api = browser.get_json("/api/cart").await;
     assert_eq!(api.status, 200, "{}", api.text());
 
@@ -229,9 +258,17 @@ pub async fn workflow(kind: Kind) {
     stolen.set_cookie(JWT_COOKIE, &jwt.value);
     let reply = stolen.get("/cart").await;
     assert_eq!(reply.status, 302, "the logged-out JWT: {}", reply.text());
-    assert_eq!(s.store.requests().len(), served, "nothing more reached the store");
+    assert_eq!(
+        s.store.requests().len(),
+        served,
+        "nothing more reached the store"
+    );
     browser.visit(FORUMS);
-    assert_eq!(browser.get("/threads").await.status, 200, "forums still logged in");
+    assert_eq!(
+        browser.get("/threads").await.status,
+        200,
+        "forums still logged in"
+    );
 }
 
 /// Expiry with one-time-use refresh tokens: the page is served, the browser
@@ -255,7 +292,11 @@ pub async fn expiry(kind: Kind) {
         assert_eq!(seen.uri.to_string(), format!("/orders/{round}"));
         assert_identity(&seen, "after a refresh");
         let after = calls(&s.idp);
-        assert_eq!(after.refreshes, before.refreshes + 1, "round {round}: one refresh");
+        assert_eq!(
+            after.refreshes,
+            before.refreshes + 1,
+            "round {round}: one refresh"
+        );
         assert_eq!(after.replays, 0, "round {round}: no replay");
         let new_jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
         assert_ne!(new_jwt, jwt, "round {round}: the browser holds the new JWT");
@@ -302,9 +343,17 @@ pub async fn burst(kind: Kind) {
         jwts.insert(jwt.expect("a JWT"));
     }
     let after = calls(&s.idp);
-    assert_eq!(after.refreshes, before.refreshes + 1, "one IdP call for the burst");
+    assert_eq!(
+        after.refreshes,
+        before.refreshes + 1,
+        "one IdP call for the burst"
+    );
     assert_eq!(after.replays, 0);
-    assert_eq!(jwts.len(), 1, "every browser ends with the same new JWT: {jwts:?}");
+    assert_eq!(
+        jwts.len(),
+        1,
+        "every browser ends with the same new JWT: {jwts:?}"
+    );
     assert!(!jwts.contains(&jwt));
     assert_eq!(s.store.requests().len(), 100);
 }
@@ -343,7 +392,9 @@ pub async fn spoofing(kind: Kind) {
     assert_eq!(s.store.requests().len(), 0, "nothing reached the store");
 
     // a public path: served, without any identity header
-    let reply = browser.request(Method::GET, "/static/app.css", forged, "").await;
+    let reply = browser
+        .request(Method::GET, "/static/app.css", forged, "")
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let seen = s.store.last();
     assert_eq!(seen.uri, "/static/app.css");
@@ -385,7 +436,9 @@ pub async fn spoofing(kind: Kind) {
     assert_eq!(reply.status, 200);
     let seen = s.store.last();
     assert!(
-        seen.headers.keys().all(|n| !n.as_str().starts_with("x_auth")),
+        seen.headers
+            .keys()
+            .all(|n| !n.as_str().starts_with("x_auth")),
         "{:?}",
         seen.headers
     );
@@ -399,7 +452,12 @@ pub async fn not_an_ingress(kind: Kind) {
     let s = setup_with(kind, idp().start().await, "10.99.0.1").await;
     let browser = s.browser(STORE);
     let reply = browser.get("/cart").await;
-    assert_eq!(reply.status, 403, "through an unconfigured ingress: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        403,
+        "through an unconfigured ingress: {}",
+        reply.text()
+    );
     let reply = browser.get("/static/app.css").await;
     assert_eq!(reply.status, 403, "not even a public path is judged");
     assert_eq!(s.store.requests().len(), 0);
@@ -409,8 +467,14 @@ pub async fn not_an_ingress(kind: Kind) {
 async fn direct_calls_refused(gateway: SocketAddr) {
     let client = Client::new(gateway);
     for headers in [
-        vec![("x-original-uri", "/static/x"), ("x-original-method", "GET")],
-        vec![("x-forwarded-uri", "/static/x"), ("x-forwarded-method", "GET")],
+        vec![
+            ("x-original-uri", "/static/x"),
+            ("x-original-method", "GET"),
+        ],
+        vec![
+            ("x-forwarded-uri", "/static/x"),
+            ("x-forwarded-method", "GET"),
+        ],
     ] {
         let reply = client
             .send(Method::GET, STORE, "/.gateway-auth", &headers, "")

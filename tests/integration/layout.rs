@@ -31,7 +31,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["config", "ops", "store"]),
     ("auth", &["config", "ops", "store", "auth"]),
     ("events", &["config", "ops", "store", "auth", "events"]),
-    ("front", &["config", "ops", "proxy", "store", "auth", "front"]),
+    (
+        "front",
+        &["config", "ops", "proxy", "store", "auth", "front"],
+    ),
 ];
 
 /// Most files + folders directly in `src/`; beyond it, group files in a folder.

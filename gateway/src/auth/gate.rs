@@ -103,11 +103,7 @@ pub async fn standing(
     }
 }
 
-async fn check(
-    auth: &Arc<AppAuth>,
-    session: &Session,
-    now: u64,
-) -> Result<Checked, VerifyError> {
+async fn check(auth: &Arc<AppAuth>, session: &Session, now: u64) -> Result<Checked, VerifyError> {
     match &session.jwt {
         Some(jwt) => auth.check(jwt, now).await,
         None => Err(VerifyError::Malformed),

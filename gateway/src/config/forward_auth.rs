@@ -178,16 +178,25 @@ mod tests {
         let c = load("ingresses = [\"::1\"]\ningress = \"envoy\"\nrefresh = \"set-cookie\"")
             .expect("valid")
             .expect("on");
-        assert_eq!((c.ingress, c.refresh), (Ingress::Envoy, DeliverCookies::SetCookie));
+        assert_eq!(
+            (c.ingress, c.refresh),
+            (Ingress::Envoy, DeliverCookies::SetCookie)
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
         for (text, key) in [
             ("ingress = \"nginx\"", "forward_auth.ingresses"),
-            ("ingresses = [\"nope\"]\ningress = \"nginx\"", "forward_auth.ingresses[0]"),
+            (
+                "ingresses = [\"nope\"]\ningress = \"nginx\"",
+                "forward_auth.ingresses[0]",
+            ),
             ("ingresses = [\"127.0.0.1\"]", "forward_auth.ingress"),
-            ("ingresses = [\"127.0.0.1\"]\ningress = \"haproxy\"", "forward_auth.ingress"),
+            (
+                "ingresses = [\"127.0.0.1\"]\ningress = \"haproxy\"",
+                "forward_auth.ingress",
+            ),
             (
                 "ingresses = [\"127.0.0.1\"]\ningress = \"nginx\"\nrefresh = \"x\"",
                 "forward_auth.refresh",

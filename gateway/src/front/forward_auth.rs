@@ -106,8 +106,7 @@ pub fn original<B>(
                 Some(query) => format!("{rest}?{query}"),
                 None => rest.to_owned(),
             };
-            let target =
-                HeaderValue::from_str(&target).map_err(|_| Refused::Original("path"))?;
+            let target = HeaderValue::from_str(&target).map_err(|_| Refused::Original("path"))?;
             let method = HeaderValue::from_str(parts.method.as_str())
                 .map_err(|_| Refused::Original("method"))?;
             (method, host_of(&parts.uri, &headers)?, target)
@@ -241,7 +240,9 @@ fn joined_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
         }
         joined.extend_from_slice(value);
     }
-    HeaderValue::from_bytes(&joined).ok().filter(|v| !v.is_empty())
+    HeaderValue::from_bytes(&joined)
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 fn add_cookies(ingress: Ingress, h: &mut HeaderMap, cookies: Vec<HeaderValue>) {

@@ -189,7 +189,10 @@ pub async fn nginx(backends: Backends) -> Ingress {
              proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
              uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
         );
-        assert!(config.contains("\nhttp {\n"), "nginx.conf has an http block");
+        assert!(
+            config.contains("\nhttp {\n"),
+            "nginx.conf has an http block"
+        );
         config = config.replacen("\nhttp {\n", &format!("\n{temp}"), 1);
         // Run as root, the workers would switch to nobody and lose the temp
         // dir; keep them as us.
