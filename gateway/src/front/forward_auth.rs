@@ -331,7 +331,7 @@ mod tests {
         let o = original(&config(Ingress::Forwarded), INGRESS, req).expect("read");
         assert_eq!((o.method(), o.uri().path()), (&Method::GET, "/cart"));
         assert_eq!(o.headers()["host"], "store.test");
-        // Caddy sends no X-Forwarded-Host: the Host it kept
+        // without X-Forwarded-Host: the Host the ingress kept (Caddy 2.6 sends both)
         let req = subrequest(
             "/.gateway-auth",
             &[
