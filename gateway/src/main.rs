@@ -108,6 +108,17 @@ fn summary(path: &std::path::Path, config: &gateway::Config) -> String {
         s.admin_listen.map_or("off".to_owned(), |a| a.to_string())
     );
     let _ = writeln!(out, "store {}", config.store.describe());
+    if let Some(fa) = &config.forward_auth {
+        let nets: Vec<String> = fa.ingresses.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "forward-auth {} for {:?} at {}, refresh by {:?}",
+            fa.path,
+            fa.ingress,
+            nets.join(","),
+            fa.refresh
+        );
+    }
     for app in &config.apps {
         let hosts: Vec<String> = app.hosts.iter().map(ToString::to_string).collect();
         let _ = writeln!(
