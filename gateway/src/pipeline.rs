@@ -449,16 +449,24 @@ async fn forward_auth(
         Err(AuthError::LoginRequired(relogin)) if ingress == Ingress::Nginx => {
             return Ok(forward_auth::login_required_for_nginx(*relogin));
         }
-        // nginx turns a 503 into a 500 and drops its cookies: the refresh
-        // token the IdP issued reaches the browser on a 401 (a page load
-        // goes on to the refresh page, which answers the 503 itself)
-        Err(AuthError::RefreshUnverifiable(cookies)) if ingress == Ingress::Nginx => {
-            return Ok(forward_auth::login_required_for_nginx(Relogin {
+        // nginx turns a 503 into a 500 and drops its cookies, and Envoy
+        // answers any 5xx with its own status and none of the gateway's
+        // headers: the refresh token the IdP issued reaches the browser on a
+        // 401 (a page load goes on to the refresh page, which answers the
+        // 503 itself; for Envoy a 302 there)
+        Err(AuthError::RefreshUnverifiable(cookies))
+            if matches!(ingress, Ingress::Nginx | Ingress::Envoy) =>
+        {
+            let relogin = Relogin {
                 location: gate::with_return_to(&auth.config.refresh_path(), &back),
                 navigation: target.navigation,
                 challenge: gate::challenge(auth),
                 clear: cookies,
-            }));
+            };
+            return match ingress {
+                Ingress::Nginx => Ok(forward_auth::login_required_for_nginx(relogin)),
+                _ => Err(AuthError::LoginRequired(Box::new(relogin)).into()),
+            };
         }
         Err(e) => return Err(e.into()),
     };

@@ -40,7 +40,9 @@ pub enum Ingress {
     Forwarded,
     /// Envoy `ext_authz` (HTTP service): the subrequest is the original
     /// request, its path behind `path`; a refusal goes to the browser as
-    /// answered.
+    /// answered, except a 5xx (Envoy answers it with its own status and none
+    /// of the gateway's headers): a refresh that could not be verified is
+    /// a 302 to the refresh page or a 401, with the rotated refresh cookie.
     Envoy,
 }
 
