@@ -446,7 +446,7 @@ async fn forward_auth(
     };
     let (identity, cookies) = match decided {
         Ok(decided) => decided,
-        Err(AuthError::LoginRequired(relogin)) if ingress == Ingress::Nginx => {
+        Err(AuthError::LoginRequired(relogin)) if ingress.needs_401() => {
             return Ok(forward_auth::login_required_for_nginx(*relogin));
         }
         // nginx turns a 503 into a 500 and drops its cookies, and Envoy
@@ -455,7 +455,7 @@ async fn forward_auth(
         // 401 (a page load goes on to the refresh page, which answers the
         // 503 itself; for Envoy a 302 there)
         Err(AuthError::RefreshUnverifiable(cookies))
-            if matches!(ingress, Ingress::Nginx | Ingress::Envoy) =>
+            if ingress.needs_401() || ingress == Ingress::Envoy =>
         {
             let relogin = Relogin {
                 location: gate::with_return_to(&auth.config.refresh_path(), &back),
@@ -463,9 +463,9 @@ async fn forward_auth(
                 challenge: gate::challenge(auth),
                 clear: cookies,
             };
-            return match ingress {
-                Ingress::Nginx => Ok(forward_auth::login_required_for_nginx(relogin)),
-                _ => Err(AuthError::LoginRequired(Box::new(relogin)).into()),
+            return match ingress.needs_401() {
+                true => Ok(forward_auth::login_required_for_nginx(relogin)),
+                false => Err(AuthError::LoginRequired(Box::new(relogin)).into()),
             };
         }
         Err(e) => return Err(e.into()),

@@ -34,6 +34,13 @@ pub enum Ingress {
     /// cookies in numbered headers (nginx 1.22 copies only the first
     /// `Set-Cookie` of a subrequest).
     Nginx,
+    /// Kubernetes ingress-nginx (`auth-url`): the original request in
+    /// `X-Original-URL` (absolute, which carries the host: the subrequest's
+    /// `Host` is the gateway's) and `X-Original-Method`; refused like
+    /// nginx, with a 401 its `auth-signin` page follows up. It cannot copy
+    /// a subrequest's cookies to the browser, so it needs `refresh =
+    /// "redirect"`.
+    IngressNginx,
     /// Traefik `ForwardAuth` and Caddy `forward_auth`: `X-Forwarded-Method`,
     /// `-Host`, `-Uri`; a refusal goes to the browser as answered (302 to
     /// the login page, 401 JSON).
@@ -80,6 +87,15 @@ impl Default for RawForwardAuth {
     }
 }
 
+impl Ingress {
+    /// Whether it turns any refusal but a 401 or 403 into an error page
+    /// (nginx's `auth_request`): a page load is then refused with a 401
+    /// saying where to go.
+    pub fn needs_401(self) -> bool {
+        matches!(self, Ingress::Nginx | Ingress::IngressNginx)
+    }
+}
+
 impl RawForwardAuth {
     pub(super) fn validate(self) -> Result<Option<ForwardAuthConfig>, ConfigError> {
         if self.ingresses.is_empty() {
@@ -98,24 +114,28 @@ impl RawForwardAuth {
             .enumerate()
             .map(|(i, s)| ip_net(&format!("forward_auth.ingresses[{i}]"), s))
             .collect::<Result<Vec<_>, _>>()?;
-        let ingress = match self.ingress.as_deref() {
-            Some("nginx") => Ingress::Nginx,
-            Some("traefik" | "caddy") => Ingress::Forwarded,
-            Some("envoy") => Ingress::Envoy,
-            Some(other) => {
-                return Err(invalid(
+        let ingress =
+            match self.ingress.as_deref() {
+                Some("nginx") => Ingress::Nginx,
+                Some("ingress-nginx") => Ingress::IngressNginx,
+                Some("traefik" | "caddy") => Ingress::Forwarded,
+                Some("envoy") => Ingress::Envoy,
+                Some(other) => {
+                    return Err(invalid(
+                        "forward_auth.ingress",
+                        format!(
+                        "{other:?}: expected \"nginx\", \"ingress-nginx\", \"caddy\", \"traefik\" \
+                         or \"envoy\""
+                    ),
+                    ))
+                }
+                None => return Err(invalid(
                     "forward_auth.ingress",
-                    format!("{other:?}: expected \"nginx\", \"caddy\", \"traefik\" or \"envoy\""),
-                ))
-            }
-            None => {
-                return Err(invalid(
-                    "forward_auth.ingress",
-                    "is missing: say which ingress asks (\"nginx\", \"caddy\", \"traefik\" or \
-                     \"envoy\"); it decides which headers describe the original request",
-                ))
-            }
-        };
+                    "is missing: say which ingress asks (\"nginx\", \"ingress-nginx\", \"caddy\", \
+                     \"traefik\" or \"envoy\"); it decides which headers describe the original \
+                     request",
+                )),
+            };
         let refresh = match self.refresh.as_str() {
             "redirect" => DeliverCookies::Redirect,
             "set-cookie" => DeliverCookies::SetCookie,
@@ -126,6 +146,14 @@ impl RawForwardAuth {
                 ))
             }
         };
+        if ingress == Ingress::IngressNginx && refresh == DeliverCookies::SetCookie {
+            return Err(invalid(
+                "forward_auth.refresh",
+                "\"set-cookie\" with ingress-nginx: it cannot copy every cookie of the auth \
+                 answer to the browser, and a dropped refresh cookie logs the user out; use \
+                 \"redirect\"",
+            ));
+        }
         let path = self.path;
         let plain = path.len() > 1
             && path.starts_with('/')
@@ -201,6 +229,10 @@ mod tests {
             ),
             (
                 "ingresses = [\"127.0.0.1\"]\ningress = \"nginx\"\nrefresh = \"x\"",
+                "forward_auth.refresh",
+            ),
+            (
+                "ingresses = [\"127.0.0.1\"]\ningress = \"ingress-nginx\"\nrefresh = \"set-cookie\"",
                 "forward_auth.refresh",
             ),
             (

@@ -87,6 +87,25 @@ pub fn original<B>(
             host_of(&parts.uri, &headers)?,
             one(&headers, "x-original-uri", "X-Original-URI")?,
         ),
+        Ingress::IngressNginx => {
+            let url = one(&headers, "x-original-url", "X-Original-URL")?;
+            let url = Uri::try_from(url.as_bytes()).map_err(|_| Refused::Original("URL"))?;
+            let (Some(authority), Some(target)) = (url.authority(), url.path_and_query()) else {
+                return Err(Refused::Original("URL (absolute)"));
+            };
+            if !matches!(url.scheme_str(), Some("http" | "https")) {
+                return Err(Refused::Original("URL (http or https)"));
+            }
+            let host =
+                HeaderValue::from_str(authority.as_str()).map_err(|_| Refused::Original("host"))?;
+            let target =
+                HeaderValue::from_str(target.as_str()).map_err(|_| Refused::Original("URL"))?;
+            (
+                one(&headers, "x-original-method", "X-Original-Method")?,
+                host,
+                target,
+            )
+        }
         Ingress::Forwarded => (
             one(&headers, "x-forwarded-method", "X-Forwarded-Method")?,
             match headers.get("x-forwarded-host") {
@@ -149,7 +168,7 @@ fn host_of(uri: &Uri, headers: &HeaderMap) -> Result<HeaderValue, Refused> {
 /// Whether an ingress of this kind gets a refresh's cookies on an allowing
 /// answer in numbered headers, and has room for `count` of them.
 pub fn can_carry(ingress: Ingress, count: usize) -> bool {
-    ingress != Ingress::Nginx || count <= NGINX_COOKIE_SLOTS
+    !ingress.needs_401() || count <= NGINX_COOKIE_SLOTS
 }
 
 /// Allowed: 200, the identity's headers (none for a public path or an app
@@ -210,7 +229,7 @@ pub fn refresh_elsewhere(ingress: Ingress, location: &str, navigation: bool) -> 
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let location = HeaderValue::from_str(location).ok();
     match (navigation, ingress, location) {
-        (true, Ingress::Nginx, Some(location)) => {
+        (true, ingress, Some(location)) if ingress.needs_401() => {
             h.insert(REDIRECT, location);
             *response.status_mut() = StatusCode::UNAUTHORIZED;
         }
@@ -246,7 +265,7 @@ fn joined_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 fn add_cookies(ingress: Ingress, h: &mut HeaderMap, cookies: Vec<HeaderValue>) {
-    if ingress == Ingress::Nginx {
+    if ingress.needs_401() {
         for (slot, cookie) in COOKIE_SLOT.iter().zip(cookies) {
             h.insert(slot.clone(), cookie);
         }
@@ -342,6 +361,39 @@ mod tests {
         );
         let o = original(&config(Ingress::Forwarded), INGRESS, req).expect("read");
         assert_eq!(o.headers()["host"], "store.test");
+    }
+
+    #[test]
+    fn ingress_nginx_reads_x_original_url_only() {
+        let req = subrequest(
+            "/.gateway-auth",
+            &[
+                ("host", "gateway.auth.svc"),
+                ("x-original-url", "https://store.test/cart?item=1"),
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/static/x"),
+                ("x-forwarded-uri", "/static/x"),
+                ("x-forwarded-host", "forums.test"),
+            ],
+        );
+        let o = original(&config(Ingress::IngressNginx), INGRESS, req).expect("read");
+        assert_eq!(o.uri(), "/cart?item=1");
+        assert_eq!(o.headers()["host"], "store.test");
+        for url in [
+            "/cart",
+            "ftp://store.test/cart",
+            "//store.test/cart",
+            "not a url",
+        ] {
+            let req = subrequest(
+                "/.gateway-auth",
+                &[("x-original-url", url), ("x-original-method", "GET")],
+            );
+            assert!(
+                original(&config(Ingress::IngressNginx), INGRESS, req).is_err(),
+                "{url}"
+            );
+        }
     }
 
     #[test]
