@@ -411,6 +411,11 @@ fn check_identity_headers(file: &Table, config: &gateway::Config) -> Problems {
             }
         }
     }
+    // the gateway answers the client's cookies without its own as Cookie:
+    // without it the app gets the JWT and the refresh cookie
+    if !contains_ignore_case(&listed, "Cookie") {
+        problems.push(format!("{name}.authResponseHeaders lacks Cookie"));
+    }
     match fa.get("authResponseHeadersRegex") {
         None => {}
         Some(Value::String(re)) if re == IDENTITY_REGEX => {}
@@ -744,8 +749,13 @@ fn broken_files_fail_the_checks() {
         ),
         (
             "an identity header not copied",
-            "\"X-Auth-Request-Email\", \"X-Auth-Request-Roles\"]",
-            "\"X-Auth-Request-Email\"]",
+            "\"X-Auth-Request-Email\", \"X-Auth-Request-Roles\", \"Cookie\"]",
+            "\"X-Auth-Request-Email\", \"Cookie\"]",
+        ),
+        (
+            "the cookies without the gateway's not copied",
+            "\"X-Auth-Request-Roles\", \"Cookie\"]",
+            "\"X-Auth-Request-Roles\"]",
         ),
         (
             "a regex that strips every request header",

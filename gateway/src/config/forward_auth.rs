@@ -27,18 +27,20 @@ pub struct ForwardAuthConfig {
 /// The ingress in front, and so how its subrequests are read and answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingress {
-    /// nginx `auth_request` (and ingress-nginx): `X-Original-Method` and
-    /// `X-Original-URI` (or an absolute `X-Original-URL`), the `Host`
-    /// header; a refusal is a 401 (nginx turns any other status into a
+    /// nginx `auth_request`: `X-Original-Method` and `X-Original-URI`,
+    /// the `Host` header; a refusal is a 401 (nginx turns any other status into a
     /// 500), with where to send a browser in `X-Gateway-Redirect` and the
     /// cookies in numbered headers (nginx 1.22 copies only the first
     /// `Set-Cookie` of a subrequest).
     Nginx,
-    /// Kubernetes ingress-nginx (`auth-url`): the original request in
-    /// `X-Original-URL` (absolute, which carries the host: the subrequest's
-    /// `Host` is the gateway's) and `X-Original-Method`; refused like
-    /// nginx, with a 401 its `auth-signin` page follows up. It cannot copy
-    /// a subrequest's cookies to the browser, so it needs `refresh =
+    /// Kubernetes ingress-nginx (`auth-url`): the original path and query
+    /// in `X-Original-URL`, the method in `X-Original-Method`, and the host
+    /// in the auth URL's `host=` parameter, which the Ingress's author
+    /// writes (the subrequest's `Host` is the gateway's, and the host in
+    /// `X-Original-URL` is the client's `Host` header, which nginx does not
+    /// route on when the request line is absolute); refused like nginx,
+    /// with a 401 its `auth-signin` page follows up. It cannot copy a
+    /// subrequest's cookies to the browser, so it needs `refresh =
     /// "redirect"`.
     IngressNginx,
     /// Traefik `ForwardAuth` and Caddy `forward_auth`: `X-Forwarded-Method`,

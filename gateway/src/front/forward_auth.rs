@@ -88,18 +88,21 @@ pub fn original<B>(
             one(&headers, "x-original-uri", "X-Original-URI")?,
         ),
         Ingress::IngressNginx => {
+            // the path from X-Original-URL; its host is the client's Host
+            // header, which nginx does not route on when the request line
+            // is absolute: the host comes from the auth URL the Ingress's
+            // author wrote (`?host=`)
             let url = one(&headers, "x-original-url", "X-Original-URL")?;
             let url = Uri::try_from(url.as_bytes()).map_err(|_| Refused::Original("URL"))?;
-            let (Some(authority), Some(target)) = (url.authority(), url.path_and_query()) else {
+            let (Some(_), Some(target)) = (url.authority(), url.path_and_query()) else {
                 return Err(Refused::Original("URL (absolute)"));
             };
             if !matches!(url.scheme_str(), Some("http" | "https")) {
                 return Err(Refused::Original("URL (http or https)"));
             }
-            let host =
-                HeaderValue::from_str(authority.as_str()).map_err(|_| Refused::Original("host"))?;
             let target =
                 HeaderValue::from_str(target.as_str()).map_err(|_| Refused::Original("URL"))?;
+            let host = host_parameter(&parts.uri)?;
             (
                 one(&headers, "x-original-method", "X-Original-Method")?,
                 host,
@@ -155,6 +158,19 @@ fn one(headers: &HeaderMap, name: &str, what: &'static str) -> Result<HeaderValu
     }
 }
 
+/// The one `host=` parameter of the auth URL.
+fn host_parameter(uri: &Uri) -> Result<HeaderValue, Refused> {
+    let mut hosts = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(name, _)| name == "host")
+        .map(|(_, value)| value);
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) if !host.is_empty() => {
+            HeaderValue::from_str(&host).map_err(|_| Refused::Original("host= parameter"))
+        }
+        _ => Err(Refused::Original("host= parameter (exactly one)")),
+    }
+}
+
 /// The subrequest's own host: its authority (HTTP/2) or its one `Host`.
 fn host_of(uri: &Uri, headers: &HeaderMap) -> Result<HeaderValue, Refused> {
     match uri.authority() {
@@ -190,6 +206,12 @@ pub fn allow(
         }
     }
     if let Some(cookie) = joined_cookies(original) {
+        // Traefik and ingress-nginx copy headers under their own names
+        // only: for them the same value as `Cookie`, which they put in
+        // place of the client's when told to copy it
+        if matches!(ingress, Ingress::Forwarded | Ingress::IngressNginx) {
+            h.insert(http::header::COOKIE, cookie.clone());
+        }
         h.insert(UPSTREAM_COOKIE, cookie);
     }
     add_cookies(ingress, h, cookies);
@@ -366,10 +388,11 @@ mod tests {
     #[test]
     fn ingress_nginx_reads_x_original_url_only() {
         let req = subrequest(
-            "/.gateway-auth",
+            "/.gateway-auth?host=store.test",
             &[
                 ("host", "gateway.auth.svc"),
-                ("x-original-url", "https://store.test/cart?item=1"),
+                // the client's Host, not what nginx routed on
+                ("x-original-url", "https://forums.test/cart?item=1"),
                 ("x-original-method", "GET"),
                 ("x-original-uri", "/static/x"),
                 ("x-forwarded-uri", "/static/x"),
@@ -386,12 +409,33 @@ mod tests {
             "not a url",
         ] {
             let req = subrequest(
-                "/.gateway-auth",
+                "/.gateway-auth?host=store.test",
                 &[("x-original-url", url), ("x-original-method", "GET")],
             );
             assert!(
                 original(&config(Ingress::IngressNginx), INGRESS, req).is_err(),
                 "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn ingress_nginx_needs_exactly_one_host_parameter() {
+        let headers = [
+            ("host", "store.test"),
+            ("x-original-url", "https://store.test/cart"),
+            ("x-original-method", "GET"),
+        ];
+        for uri in [
+            "/.gateway-auth",
+            "/.gateway-auth?host=",
+            "/.gateway-auth?host=store.test&host=forums.test",
+            "/.gateway-auth?hostname=store.test",
+        ] {
+            let req = subrequest(uri, &headers);
+            assert!(
+                original(&config(Ingress::IngressNginx), INGRESS, req).is_err(),
+                "{uri}"
             );
         }
     }
