@@ -55,6 +55,10 @@ use crate::ops::metrics::StoreMetrics;
 const LEASE: Duration = Duration::from_secs(5);
 /// How long a replica waits for another's refresh before doing it alone.
 const WAIT_MAX: Duration = Duration::from_secs(30);
+/// Slow answers to the lock script a refresh waits out before refreshing
+/// without the other replicas (a failed connection or the probe marking
+/// Redis down ends the wait at once).
+const SLOW_ACQUIRES: u32 = 3;
 /// Probe interval while Redis answers, and while it does not.
 const PROBE_UP: Duration = Duration::from_secs(1);
 const PROBE_DOWN: Duration = Duration::from_millis(200);
@@ -68,12 +72,14 @@ const CHUNK: usize = 500;
 const BULK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `KEYS[1]` lock, `KEYS[2]` done; `ARGV[1]` owner, `ARGV[2]` lease (ms).
-/// `{1, result}` if a result is kept, `{2, ""}` if the lock is now ours,
-/// `{0, ""}` if another replica holds it.
+/// `{1, result}` if a result is kept, `{2, ""}` if the lock is now ours
+/// (also when it already was: an attempt whose answer came too late took
+/// it), `{0, ""}` if another replica holds it.
 const ACQUIRE: &str = r"
 local done = redis.call('GET', KEYS[2])
 if done then return {1, done} end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return {2, ''} end
 return {0, ''}
 ";
 
@@ -353,8 +359,15 @@ impl Remote {
         let owner = owner_id();
         let deadline = tokio::time::Instant::now() + WAIT_MAX;
         let mut pause = Duration::from_millis(5);
+        let mut slow = 0;
         loop {
             match self.acquire(&lock, &done, &owner).await {
+                // One slow answer (a burst on a busy host) is not a reason
+                // to refresh alone, which an IdP with one-time-use refresh
+                // tokens may punish: ask again (the script hands a lock
+                // already ours back as won) while the store is up, a few
+                // times.
+                Err(Down) if self.is_up() && slow < SLOW_ACQUIRES => slow += 1,
                 Err(Down) => return self.alone(work).await,
                 Ok(Acquired::Done(result)) => return Flight::Joined(result),
                 Ok(Acquired::Won) => break,
