@@ -635,3 +635,123 @@ async fn the_refresh_page_renews_and_sends_the_browser_back() {
         .await;
     assert_eq!(reply.status, 405);
 }
+
+// ---------------------------------------------------------------------------
+// ingress = "ingress-nginx", behind nginx set up as ingress-nginx sets itself
+// up (no Kubernetes here: the locations its template writes for the
+// annotations of examples/forward-auth/kubernetes-ingress-nginx.yaml)
+// ---------------------------------------------------------------------------
+
+/// Login through the refresh page (where every 401 goes), the identity and
+/// the cookies without the gateway's upstream, expiry with one-time-use
+/// refresh tokens refreshed on the refresh page, and the host taken from
+/// the auth URL: an absolute request line for the store with `Host:` of the
+/// forums (which `X-Original-URL` then names) is judged as the store's.
+#[tokio::test]
+async fn ingress_nginx_the_workflow_and_the_host_it_routed() {
+    let idp = idp().access_ttl(2).rotate_refresh().start().await;
+    let store = RecordingUpstream::start("store").await;
+    let forums = RecordingUpstream::start("forums").await;
+    let gateway = TestGateway::new()
+        .idp(&idp)
+        .section(
+            "[forward_auth]\ningresses = [\"127.0.0.1\"]\ningress = \"ingress-nginx\"\n\
+             refresh = \"redirect\"\n",
+        )
+        .app(AppSpec::new("store", STORE, store.addr).login("store", "store-secret"))
+        .app(AppSpec::new("forums", FORUMS, forums.addr).login("forums", "forums-secret"))
+        .start_ready()
+        .await;
+    let nginx = ingress::ingress_nginx_like(Backends {
+        gateway: gateway.addr,
+        store: store.addr,
+        forums: forums.addr,
+    })
+    .await;
+    let browser = Browser::new(nginx.addr, STORE);
+    // every 401 goes to auth-signin: the refresh page, then the login page
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 302, "{}", reply.text());
+    let signin = reply.header("location").unwrap_or_default().to_owned();
+    let signin = signin
+        .strip_prefix(&format!("http://{STORE}"))
+        .unwrap_or_else(|| panic!("auth-signin on the app's host: {signin}"));
+    assert_eq!(signin, "/.gateway/refresh?return_to=/cart");
+    let reply = browser.get(signin).await;
+    assert_login_redirect(&reply, "/cart", "no session on the refresh page");
+    assert_eq!(store.requests().len(), 0);
+
+    let reply = browser
+        .login_returning_to(USER, PASSWORD, Some("/cart"))
+        .await;
+    assert_eq!(reply.header("location"), Some("/cart"), "{}", reply.text());
+    browser.set_cookie("theme", "dark");
+    let reply = browser.get("/cart").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = store.last();
+    assert_identity(&seen, "through ingress-nginx");
+    assert_eq!(
+        seen.header("cookie"),
+        Some("theme=dark"),
+        "{:?}",
+        seen.headers
+    );
+
+    // expiry: the page load goes to the refresh page, which refreshes
+    for round in 1..=2 {
+        let jwt = browser.cookie(JWT_COOKIE).expect("JWT cookie");
+        sleep_past_expiry(&jwt).await;
+        let before = calls(&idp);
+        let reply = browser.get("/orders").await;
+        assert_eq!(reply.status, 302, "round {round}: {}", reply.text());
+        let signin = reply.header("location").unwrap_or_default().to_owned();
+        let signin = signin
+            .strip_prefix(&format!("http://{STORE}"))
+            .expect("same host");
+        let reply = browser.get(signin).await;
+        assert_eq!(reply.header("location"), Some("/orders"), "round {round}");
+        assert!(
+            set_cookie(&reply, JWT_COOKIE).is_some(),
+            "round {round}: a new JWT"
+        );
+        let reply = browser.get("/orders").await;
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.text());
+        let after = calls(&idp);
+        assert_eq!(after.refreshes, before.refreshes + 1, "round {round}");
+        assert_eq!(after.replays, 0, "round {round}");
+    }
+
+    // a forums session, presented to the store's server block with the
+    // forums' Host header: judged as the store's, refused
+    let forum_user = Browser::new(gateway.addr, FORUMS);
+    assert_eq!(forum_user.login(USER, PASSWORD).await.status, 302);
+    let cookie = forum_user.cookie_header().expect("forums cookies");
+    let served = store.requests().len();
+    let request = format!(
+        "GET http://{STORE}/secret HTTP/1.1\r\nHost: {FORUMS}\r\nCookie: {cookie}\r\n\
+         Accept: text/html\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_request(nginx.addr, &request).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 302"),
+        "an absolute request line with another Host: {answer}"
+    );
+    assert_eq!(store.requests().len(), served, "nothing reached the store");
+}
+
+/// Sends `request` as bytes and reads the answer until the peer closes
+/// (bounded).
+async fn raw_request(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answer in time")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -179,11 +179,99 @@ pub const NGINX_MISSING: &str =
 /// Debian's nginx with the shipped `nginx.conf`: run-time paths (pid,
 /// logs, temp files) in the temp dir, workers as the current user.
 pub async fn nginx(backends: Backends) -> Ingress {
-    let program = find("nginx", &[]).unwrap_or_else(|| panic!("{NGINX_MISSING}"));
     let text = shipped("nginx.conf");
+    run_nginx("nginx", move |listen| rewrite(&text, &backends, listen)).await
+}
+
+/// nginx set up the way ingress-nginx (the Kubernetes controller) sets
+/// itself up for the annotations of the shipped
+/// `kubernetes-ingress-nginx.yaml` (`auth-url` with `?host=`,
+/// `auth-response-headers`, `auth-signin` to the refresh page), as its
+/// template writes the locations: the subrequest carries the gateway's
+/// `Host`, `X-Original-URL` built from the client's `Host` header, and
+/// `X-Original-Method`; a 401 goes to `auth-signin`. (ingress-nginx escapes
+/// the return-to with a module nginx-light lacks; the tests' paths need no
+/// escaping.)
+pub async fn ingress_nginx_like(backends: Backends) -> Ingress {
+    run_nginx("nginx as ingress-nginx", move |listen| {
+        format!(
+            r#"
+http {{
+    upstream gateway {{ server {gateway}; keepalive 8; }}
+    upstream store {{ server {store}; keepalive 8; }}
+    server {{
+        listen {listen};
+        server_name store.localhost;
+        underscores_in_headers off;
+
+        location = /_external-auth-Lw-Prefix {{
+            internal;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-Proto "";
+            proxy_set_header X-Request-ID $request_id;
+            proxy_set_header Host gateway.gateway.svc.cluster.local;
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Sent-From "nginx-ingress-controller";
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Auth-Request-Redirect $request_uri;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://gateway/.gateway-auth?host=store.localhost;
+        }}
+
+        location @store-signin {{
+            internal;
+            return 302 http://$host/.gateway/refresh?return_to=$request_uri;
+        }}
+
+        location / {{
+            auth_request /_external-auth-Lw-Prefix;
+            auth_request_set $authHeader0 $upstream_http_x_auth_request_user;
+            proxy_set_header 'X-Auth-Request-User' $authHeader0;
+            auth_request_set $authHeader1 $upstream_http_x_auth_request_email;
+            proxy_set_header 'X-Auth-Request-Email' $authHeader1;
+            auth_request_set $authHeader2 $upstream_http_x_auth_request_roles;
+            proxy_set_header 'X-Auth-Request-Roles' $authHeader2;
+            auth_request_set $authHeader3 $upstream_http_cookie;
+            proxy_set_header 'Cookie' $authHeader3;
+            error_page 401 = @store-signin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_pass http://store;
+        }}
+
+        # the second Ingress: the gateway's pages, no auth
+        location /.gateway/ {{
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_pass http://gateway;
+        }}
+    }}
+}}
+"#,
+            gateway = backends.gateway,
+            store = backends.store,
+        )
+    })
+    .await
+}
+
+/// Runs nginx with the `http {}` configuration `config` makes for a listen
+/// address: run-time paths (pid, logs, temp files) in a temp dir, workers
+/// as the current user.
+async fn run_nginx(
+    name: &'static str,
+    config: impl Fn(SocketAddr) -> String + Send + 'static,
+) -> Ingress {
+    let program = find("nginx", &[]).unwrap_or_else(|| panic!("{NGINX_MISSING}"));
     let prepare = move |dir: &Path, listen: SocketAddr| {
         let d = dir.display();
-        let mut config = rewrite(&text, &backends, listen);
+        let mut config = config(listen);
         let temp = format!(
             "http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
              proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
@@ -191,19 +279,23 @@ pub async fn nginx(backends: Backends) -> Ingress {
         );
         assert!(
             config.contains("\nhttp {\n"),
-            "nginx.conf has an http block"
+            "the nginx config has an http block"
         );
         config = config.replacen("\nhttp {\n", &format!("\n{temp}"), 1);
         // Run as root, the workers would switch to nobody and lose the temp
         // dir; keep them as us.
         let root = effective_uid() == Some(0);
+        let events = match config.contains("\nevents ") {
+            true => "",
+            false => "events {}\n",
+        };
         let head = format!(
-            "{}daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n",
+            "{}daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n{events}",
             if root { "user root;\n" } else { "" }
         );
         std::fs::write(dir.join("nginx.conf"), head + &config).expect("write nginx.conf");
     };
-    Ingress::start("nginx", &program, prepare, |dir| {
+    Ingress::start(name, &program, prepare, |dir| {
         let d = dir.display().to_string();
         vec![
             "-p".into(),
