@@ -126,7 +126,7 @@ impl Error {
                 "The form has expired or was not sent from this site. Please go back, reload the page and try again.",
             ),
             Error::ForwardAuth(Refused::NotAnIngress) => {
-                ("Forbidden", "This address is not for you.")
+                ("Forbidden", "You do not have access to this address.")
             }
             Error::Auth(AuthError::Forbidden) => (
                 "Forbidden",
