@@ -1,15 +1,18 @@
-//! Forward-auth mode: the subrequest of nginx `auth_request`, Caddy
-//! `forward_auth`, Traefik `ForwardAuth` or Envoy `ext_authz`, read into the
-//! original request it asks about, and the answers each ingress needs.
+//! Forward-auth mode: the subrequest of nginx `auth_request`, ingress-nginx
+//! `auth-url`, Caddy `forward_auth`, Traefik `ForwardAuth` or Envoy
+//! `ext_authz`, read into the original request it asks about, and the
+//! answers each ingress needs.
 //!
 //! ```text
-//! ingress   GET /.gateway-auth            X-Original-URI / X-Forwarded-Uri /
+//! ingress   GET /.gateway-auth            X-Original-URI / X-Original-URL + ?host= /
+//!                                         X-Forwarded-Uri /
 //!                                         Envoy: /.gateway-auth/<original path>
 //! gateway   peer a configured ingress?    403 if not, whatever it claims
 //!           the original request          one ingress's headers only (others ignored)
 //!           route, public path, session, verify, refresh, roles   (as proxy mode)
 //! answer    200 + identity headers (+ the refresh's cookies, set-cookie mode)
-//!           not logged in: 302 / 401 JSON, or for nginx 401 + X-Gateway-Redirect
+//!           not logged in: 302 / 401 JSON, or for nginx and ingress-nginx
+//!           401 + X-Gateway-Redirect
 //! ```
 //!
 //! Only the headers of the configured ingress describe the original request:
