@@ -293,23 +293,11 @@ async fn run(
 
     // one request, one meaning: one well-formed host, one normal path (the
     // one every stage below reads and the upstream receives)
-    let host = route::request_host(req.uri(), req.headers())?;
-    if let Cow::Owned(normal) = path::normalise(req.uri().path())? {
-        *req.uri_mut() = with_path(req.uri(), &normal)?;
-    }
+    let host = one_meaning(&mut req)?;
     // route, on the path without its `;params`; which of the app's own pages
     // and public paths it is, decided on that path too
     let name = path::without_params(req.uri().path());
-    let host_text = host.to_str().map_err(|_| HostError::Malformed)?;
-    let index = gateway
-        .router
-        .find(host_text, &name)
-        .ok_or_else(|| Error::UnknownHost {
-            host: host_text.to_owned(),
-        })?;
-    ctx.app = Some(index);
-    let app = &gateway.apps[index];
-    tracing::Span::current().record("app", app.config.name.as_str());
+    let app = route_to_app(gateway, &host, &name, ctx)?;
     let (own_page, public) = match &app.auth {
         Some(auth) => (login::owns(auth, &name), public::is_public(auth, &name)),
         None => (false, false),
@@ -383,21 +371,9 @@ async fn forward_auth(
     let gateway = &conn.handler;
     let ingress = config.ingress;
     let mut original = forward_auth::original(config, conn.peer.ip(), req)?;
-    let host = route::request_host(original.uri(), original.headers())?;
-    if let Cow::Owned(normal) = path::normalise(original.uri().path())? {
-        *original.uri_mut() = with_path(original.uri(), &normal)?;
-    }
+    let host = one_meaning(&mut original)?;
     let name = path::without_params(original.uri().path());
-    let host_text = host.to_str().map_err(|_| HostError::Malformed)?;
-    let index = gateway
-        .router
-        .find(host_text, &name)
-        .ok_or_else(|| Error::UnknownHost {
-            host: host_text.to_owned(),
-        })?;
-    ctx.app = Some(index);
-    let app = &gateway.apps[index];
-    tracing::Span::current().record("app", app.config.name.as_str());
+    let app = route_to_app(gateway, &host, &name, ctx)?;
     let anonymous = match &app.auth {
         None => true,
         Some(auth) => login::owns(auth, &name) || public::is_public(auth, &name),
@@ -483,6 +459,38 @@ async fn forward_auth(
         original.headers(),
         cookies,
     ))
+}
+
+/// One request, one meaning: its one well-formed host (returned), and its
+/// path made normal in place (the one every stage reads and the upstream
+/// receives), or 400.
+fn one_meaning<B>(req: &mut Request<B>) -> Result<HeaderValue, Error> {
+    let host = route::request_host(req.uri(), req.headers())?;
+    if let Cow::Owned(normal) = path::normalise(req.uri().path())? {
+        *req.uri_mut() = with_path(req.uri(), &normal)?;
+    }
+    Ok(host)
+}
+
+/// The app serving `host` and `name` (a normal path without its
+/// `;params`), noted in the request's context and span; 404 if none.
+fn route_to_app<'g>(
+    gateway: &'g Gateway,
+    host: &HeaderValue,
+    name: &str,
+    ctx: &mut RequestCtx,
+) -> Result<&'g App, Error> {
+    let host = host.to_str().map_err(|_| HostError::Malformed)?;
+    let index = gateway
+        .router
+        .find(host, name)
+        .ok_or_else(|| Error::UnknownHost {
+            host: host.to_owned(),
+        })?;
+    ctx.app = Some(index);
+    let app = &gateway.apps[index];
+    tracing::Span::current().record("app", app.config.name.as_str());
+    Ok(app)
 }
 
 /// `uri` with its path replaced by `normal` (query, scheme and authority

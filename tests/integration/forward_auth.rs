@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::support::auth::{calls, claims, idp, sleep_past_expiry, JWT_COOKIE, REFRESH_COOKIE};
-use crate::support::auth::{EMAIL, PASSWORD, ROLES, SUB, USER};
+use crate::support::auth::{
+    assert_identity, calls, claims, idp, sleep_past_expiry, JWT_COOKIE, PASSWORD, REFRESH_COOKIE,
+    USER,
+};
 use crate::support::browser::{set_cookie, Browser, LOGIN_PATH, NAVIGATION_ACCEPT};
 use crate::support::client::Reply;
 use crate::support::idp::TestIdp;
 use crate::support::ingress::{self, Backends, Ingress, FORUMS, STORE};
-use crate::support::upstream::Recorded;
 use crate::support::{AppSpec, Client, RecordingUpstream, TestGateway};
 
 /// The ingresses the scenarios run behind.
@@ -142,38 +143,6 @@ pub async fn follow(browser: &Browser, first: Reply) -> Reply {
         reply = browser.get(&location).await;
     }
     panic!("more than five redirects");
-}
-
-/// Asserts the upstream saw [`USER`]'s identity, and none of the gateway's
-/// cookies.
-fn assert_identity(seen: &Recorded, context: &str) {
-    assert_eq!(
-        seen.header("x-auth-request-user"),
-        Some(SUB),
-        "{context}: {:?}",
-        seen.headers
-    );
-    assert_eq!(
-        seen.header("x-auth-request-email"),
-        Some(EMAIL),
-        "{context}"
-    );
-    assert_eq!(
-        seen.header("x-auth-request-roles"),
-        Some(ROLES),
-        "{context}"
-    );
-    assert_no_gateway_cookies(seen, context);
-}
-
-fn assert_no_gateway_cookies(seen: &Recorded, context: &str) {
-    for value in seen.headers.get_all(http::header::COOKIE) {
-        let value = value.to_str().unwrap_or_default();
-        assert!(
-            !value.contains("gw_"),
-            "{context}: gateway cookies reached the app: {value}"
-        );
-    }
 }
 
 fn assert_login_redirect(reply: &Reply, return_to: &str, context: &str) {
